@@ -1,0 +1,57 @@
+# conf-server: two commands for a new user, `make run` and `make test`.
+# Everything a run or a test needs is installed from here, so a clean clone works.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Debian packages the test suite drives: sipp (sip-tester), espeak-ng and sox for prompts.
+DEBS   := sip-tester espeak-ng sox
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test install system-deps lint typecheck unit prompts bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+## Start the server on an embedded SQLite database with the demo meeting.
+run: $(STAMP)
+	$(BIN)/conf-server run --demo
+
+system-deps:
+	@missing=""; \
+	for pkg in $(DEBS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Run the whole suite: lint, types, unit and integration tests.
+## pytest exits 5 when it collected no test; make turns any non-zero exit into a failure.
+test: system-deps $(STAMP) lint typecheck
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration"
+
+## Regenerate the English prompt files (espeak-ng + sox); the results are committed.
+prompts: system-deps $(STAMP)
+	$(BIN)/python -m conf_server.prompts_build config/prompts/en
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

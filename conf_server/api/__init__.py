@@ -1,0 +1,1 @@
+"""The REST API (CarrierX Conference v1 resource model)."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 async; SQLite by default, PostgreSQL by URL."""
