@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 
-class PortsExhausted(RuntimeError):
+class PortsExhaustedError(RuntimeError):
     """Every pair of the range is in use (or held by another program)."""
 
 
@@ -55,7 +55,7 @@ class PortAllocator:
                 self.in_use += 1
                 return pair
             self._free.append(port)
-        raise PortsExhausted(f"no free RTP port pair on {self.host}")
+        raise PortsExhaustedError(f"no free RTP port pair on {self.host}")
 
     def release(self, pair: PortPair) -> None:
         """Close the pair and queue its port for reuse, last."""

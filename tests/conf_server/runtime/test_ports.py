@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from conf_server.runtime.ports import PortAllocator, PortsExhausted
+from conf_server.runtime.ports import PortAllocator, PortsExhaustedError
 
 
 def _free_base() -> int:
@@ -53,7 +53,7 @@ def test_exhaustion() -> None:
     base = _free_base()
     alloc = PortAllocator("127.0.0.1", base, base + 5)  # pairs base, base+2, base+4
     pairs = [alloc.allocate() for _ in range(3)]
-    with pytest.raises(PortsExhausted):
+    with pytest.raises(PortsExhaustedError):
         alloc.allocate()
     alloc.release(pairs[0])
     assert alloc.allocate().port == base  # the only free one
