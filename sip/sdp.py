@@ -1,0 +1,729 @@
+"""SDP session descriptions (RFC 4566 §5) and the offer/answer model (RFC 3264 §5–§8).
+
+Theory of operation
+-------------------
+A description is a list of ``<type>=<value>`` lines in a fixed order (RFC 4566 §5): the session
+level ``v o s i u e p c b t r z k a`` and then, for each ``m=`` line, ``m i c b k a``.
+:meth:`SessionDescription.parse` reads the lines with one :class:`_Level` per section. Each line
+type has a rank in its section; a line whose rank is below the previous line's is out of order,
+and types that may appear once are counted. Every value is split with its field count and each
+field is checked (numbers are ASCII digits in range, addresses are IP literals of the stated
+address type, tokens use the RFC 4566 token alphabet), so malformed input raises
+:class:`~sip.errors.SdpError` naming the line. Lines we do not interpret (``i u e p z k r``) are
+kept verbatim, so ``bytes(SessionDescription.parse(x)) == x`` for canonical input (CRLF endings).
+
+Negotiation (RFC 3264 §6) answers the first ``audio`` stream with proto ``RTP/AVP`` and a
+non-zero port; every other stream is answered with port 0 and the offered formats. The codec is
+PCMU or PCMA (static payload types 0 and 8 need no ``rtpmap``, RFC 3551 §6) in the offerer's
+order unless the caller prefers its own; ``telephone-event/8000`` (RFC 4733 §7) keeps the
+offerer's payload type and ``fmtp``. The answer's direction mirrors the offer's (sendonly →
+recvonly …); a connection address of ``0.0.0.0`` (RFC 2543 hold, RFC 3264 §8.4) means we must
+not send, so it also counts as hold. :class:`MediaParams` is what the runtime needs to run RTP.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from sip.errors import NegotiationError, SdpError
+
+MAX_SDP_BYTES = 65_536
+PTIME = 20
+DTMF_PAYLOAD_TYPE = 101
+DTMF_FMTP = "0-16"
+TELEPHONE_EVENT = "telephone-event"
+SUPPORTED_CODECS = ("PCMU", "PCMA")
+_G711_RATE = 8000
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+# RFC 4566 §5 line order; "r" shares the rank of "t" because it follows the t= it repeats.
+_SESSION_RANK = {
+    "v": 0, "o": 1, "s": 2, "i": 3, "u": 4, "e": 5, "p": 6, "c": 7, "b": 8, "t": 9, "r": 9,
+    "z": 10, "k": 11, "a": 12,
+}  # fmt: skip
+_MEDIA_RANK = {"i": 1, "c": 2, "b": 3, "k": 4, "a": 5}
+_ONCE = frozenset("vosiuczk")
+_EXTRA = frozenset("iuepzk")
+_ADDR_TYPES = {"IP4": ipaddress.IPv4Address, "IP6": ipaddress.IPv6Address}
+# RFC 3551 §6 table 4: static audio payload types, usable without a=rtpmap.
+_STATIC: dict[int, tuple[str, int, int]] = {
+    0: ("PCMU", 8000, 1), 3: ("GSM", 8000, 1), 4: ("G723", 8000, 1), 5: ("DVI4", 8000, 1),
+    6: ("DVI4", 16000, 1), 7: ("LPC", 8000, 1), 8: ("PCMA", 8000, 1), 9: ("G722", 8000, 1),
+    10: ("L16", 44100, 2), 11: ("L16", 44100, 1), 12: ("QCELP", 8000, 1), 13: ("CN", 8000, 1),
+    14: ("MPA", 90000, 1), 15: ("G728", 8000, 1), 16: ("DVI4", 11025, 1),
+    17: ("DVI4", 22050, 1), 18: ("G729", 8000, 1),
+}  # fmt: skip
+
+
+class Direction(enum.Enum):
+    """Stream direction attributes (RFC 3264 §5.1), from the point of view of their sender."""
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+    @property
+    def sends(self) -> bool:
+        return self in (Direction.SENDRECV, Direction.SENDONLY)
+
+    @property
+    def receives(self) -> bool:
+        return self in (Direction.SENDRECV, Direction.RECVONLY)
+
+    @classmethod
+    def of(cls, *, sends: bool, receives: bool) -> Direction:
+        return _BY_FLAGS[(sends, receives)]
+
+    def reverse(self) -> Direction:
+        """The direction the other side states for the same stream (RFC 3264 §6.1)."""
+        return Direction.of(sends=self.receives, receives=self.sends)
+
+
+_DIRECTION_NAMES = frozenset(d.value for d in Direction)
+_BY_FLAGS = {(d.sends, d.receives): d for d in Direction}
+# RFC 3264 §6.1: what an answer may say for each offered direction.
+_ANSWERABLE = {
+    Direction.SENDRECV: frozenset(Direction),
+    Direction.SENDONLY: frozenset({Direction.RECVONLY, Direction.INACTIVE}),
+    Direction.RECVONLY: frozenset({Direction.SENDONLY, Direction.INACTIVE}),
+    Direction.INACTIVE: frozenset({Direction.INACTIVE}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """One RTP payload format of an ``m=`` line: ``rtpmap`` (or the static table) and ``fmtp``."""
+
+    name: str
+    payload_type: int
+    clock_rate: int
+    fmtp: str | None = None
+    channels: int = 1
+
+
+PCMU = Codec("PCMU", 0, _G711_RATE)
+PCMA = Codec("PCMA", 8, _G711_RATE)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """``o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>``."""
+
+    username: str
+    session_id: int
+    session_version: int
+    address: str
+    addr_type: str = "IP4"
+    net_type: str = "IN"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.username} {self.session_id} {self.session_version} "
+            f"{self.net_type} {self.addr_type} {self.address}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """``c=IN IP4|IP6 <address>[/ttl][/count]``; ``host`` is the address without suffixes."""
+
+    address: str
+    addr_type: str = "IP4"
+    net_type: str = "IN"
+
+    @property
+    def host(self) -> str:
+        return self.address.split("/", 1)[0]
+
+    @property
+    def is_hold(self) -> bool:
+        """RFC 2543 hold: the unspecified address means "send nothing here" (RFC 3264 §8.4)."""
+        return ipaddress.ip_address(self.host).is_unspecified
+
+    def __str__(self) -> str:
+        return f"{self.net_type} {self.addr_type} {self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class Bandwidth:
+    """``b=<bwtype>:<bandwidth>`` (kbit/s for AS and CT)."""
+
+    bw_type: str
+    value: int
+
+    def __str__(self) -> str:
+        return f"{self.bw_type}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """``t=<start> <stop>`` with its ``r=`` lines kept verbatim."""
+
+    start: int = 0
+    stop: int = 0
+    repeats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """``a=<name>`` (a property) or ``a=<name>:<value>``."""
+
+    name: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.value is None else f"{self.name}:{self.value}"
+
+
+@dataclass(frozen=True)
+class MediaDescription:
+    """One ``m=`` section with its media-level lines."""
+
+    media: str
+    port: int
+    proto: str
+    formats: tuple[str, ...]
+    port_count: int | None = None
+    connection: Connection | None = None
+    bandwidths: tuple[Bandwidth, ...] = ()
+    attributes: tuple[Attribute, ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_rtp(self) -> bool:
+        return "RTP/" in self.proto
+
+    def values(self, name: str) -> list[str]:
+        return [a.value or "" for a in self.attributes if a.name == name]
+
+    @property
+    def direction(self) -> Direction | None:
+        return _direction_of(self.attributes)
+
+    def codecs(self) -> tuple[Codec, ...]:
+        """Formats in ``m=`` order; a dynamic type without ``rtpmap`` is unusable: left out."""
+        if not self.is_rtp:
+            return ()
+        maps = {m[0]: m[1:] for m in map(_parse_rtpmap, self.values("rtpmap"))}
+        fmtps = {fmt: params for fmt, _, params in (v.partition(" ") for v in self.values("fmtp"))}
+        found = []
+        for fmt in self.formats:
+            entry = maps.get(int(fmt)) or _STATIC.get(int(fmt))
+            if entry is not None:
+                found.append(Codec(entry[0], int(fmt), entry[1], fmtps.get(fmt), entry[2]))
+        return tuple(found)
+
+    def lines(self) -> list[str]:
+        port = str(self.port) if self.port_count is None else f"{self.port}/{self.port_count}"
+        ranked = [(_MEDIA_RANK[k], f"{k}={v}") for k, v in self.extra]
+        if self.connection is not None:
+            ranked.append((_MEDIA_RANK["c"], f"c={self.connection}"))
+        ranked += [(_MEDIA_RANK["b"], f"b={b}") for b in self.bandwidths]
+        ranked += [(_MEDIA_RANK["a"], f"a={a}") for a in self.attributes]
+        head = f"m={self.media} {port} {self.proto} {' '.join(self.formats)}"
+        return [head, *(line for _, line in sorted(ranked, key=lambda r: r[0]))]
+
+
+@dataclass(frozen=True)
+class SessionDescription:
+    """A whole SDP body; ``parse`` and ``bytes()`` are inverse on canonical input."""
+
+    origin: Origin
+    session_name: str = "-"
+    connection: Connection | None = None
+    times: tuple[Timing, ...] = (Timing(),)
+    media: tuple[MediaDescription, ...] = ()
+    attributes: tuple[Attribute, ...] = ()
+    bandwidths: tuple[Bandwidth, ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, data: bytes) -> SessionDescription:
+        return _parse(data)
+
+    def __bytes__(self) -> bytes:
+        return "".join(f"{line}\r\n" for line in self.lines()).encode("utf-8")
+
+    def lines(self) -> list[str]:
+        ranked = [(0, "v=0"), (1, f"o={self.origin}"), (2, f"s={self.session_name}")]
+        ranked += [(_SESSION_RANK[k], f"{k}={v}") for k, v in self.extra]
+        if self.connection is not None:
+            ranked.append((_SESSION_RANK["c"], f"c={self.connection}"))
+        ranked += [(_SESSION_RANK["b"], f"b={b}") for b in self.bandwidths]
+        for t in self.times:
+            ranked.append((_SESSION_RANK["t"], f"t={t.start} {t.stop}"))
+            ranked += [(_SESSION_RANK["r"], f"r={r}") for r in t.repeats]
+        ranked += [(_SESSION_RANK["a"], f"a={a}") for a in self.attributes]
+        lines = [line for _, line in sorted(ranked, key=lambda r: r[0])]
+        for m in self.media:
+            lines += m.lines()
+        return lines
+
+    def connection_for(self, index: int) -> Connection:
+        """The media-level ``c=`` of stream ``index``, else the session's (RFC 4566 §5.7)."""
+        found = self.media[index].connection or self.connection
+        if found is None:
+            raise SdpError(f"m= line {index + 1} has no c= line at media or session level")
+        return found
+
+    def direction_for(self, index: int) -> Direction:
+        """Media-level direction, else session-level, else sendrecv (RFC 3264 §5.1)."""
+        return self.media[index].direction or _direction_of(self.attributes) or Direction.SENDRECV
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Level:
+    """The lines of one section (session or one media description) while they are read."""
+
+    def __init__(self, ranks: dict[str, int]) -> None:
+        self.ranks = ranks
+        self.rank = -1
+        self.seen: set[str] = set()
+        self.connection: Connection | None = None
+        self.bandwidths: list[Bandwidth] = []
+        self.attributes: list[Attribute] = []
+        self.extra: list[tuple[str, str]] = []
+
+    def admit(self, kind: str) -> None:
+        rank = self.ranks.get(kind)
+        if rank is None:
+            raise SdpError(f"'{kind}=' is not allowed in this section")
+        if rank < self.rank:
+            raise SdpError(f"'{kind}=' is out of order (RFC 4566 §5 fixes the order)")
+        if kind in _ONCE and kind in self.seen:
+            raise SdpError(f"'{kind}=' may appear only once per section")
+        self.rank = rank
+        self.seen.add(kind)
+
+
+class _Reader:
+    """Feeds lines into the current section; ``_on_<type>`` handles one line type."""
+
+    def __init__(self) -> None:
+        self.session = self.level = _Level(_SESSION_RANK)
+        self.origin: Origin | None = None
+        self.name = ""
+        self.times: list[Timing] = []
+        self.media: list[tuple[MediaDescription, _Level]] = []
+
+    def feed(self, line: str) -> None:
+        if len(line) < 2 or line[1] != "=" or line[0] not in "vosiuepcbtrzkam":
+            raise SdpError("expected '<type>=<value>' with a known type letter")
+        if "\r" in line or "\x00" in line:
+            raise SdpError("control character inside a line")
+        kind, value = line[0], line[2:]
+        if not self.session.seen and kind != "v":
+            raise SdpError("SDP must start with v=")
+        if kind == "m":
+            if "t" not in self.session.seen:
+                raise SdpError("m= before the required t= line")
+            self.level = _Level(_MEDIA_RANK)
+            self.media.append((_parse_m(value), self.level))
+            return
+        self.level.admit(kind)
+        if kind in _EXTRA:
+            self.level.extra.append((kind, value))
+            return
+        handler: Callable[[str], None] = getattr(self, f"_on_{kind}")
+        handler(value)
+
+    def _on_v(self, value: str) -> None:
+        if value != "0":
+            raise SdpError("only SDP version 0 exists")
+
+    def _on_o(self, value: str) -> None:
+        user, sid, version, net, addr_type, address = _fields(value, 6, "o=")
+        _check_nettype(net, addr_type)
+        self.origin = Origin(
+            _token(user, "o= username"), _decimal(sid, "o= session id"),
+            _decimal(version, "o= session version"), _unicast(address, addr_type),
+            addr_type, net,
+        )  # fmt: skip
+
+    def _on_s(self, value: str) -> None:
+        # RFC 4566 wants "s= " when there is no name; an empty s= is common and harmless.
+        self.name = value
+
+    def _on_t(self, value: str) -> None:
+        start, stop = _fields(value, 2, "t=")
+        self.times.append(Timing(_decimal(start, "t= start"), _decimal(stop, "t= stop")))
+
+    def _on_r(self, value: str) -> None:
+        if not self.times or not value:
+            raise SdpError("r= must follow a t= line and have a value")
+        last = self.times[-1]
+        self.times[-1] = Timing(last.start, last.stop, (*last.repeats, value))
+
+    def _on_c(self, value: str) -> None:
+        net, addr_type, address = _fields(value, 3, "c=")
+        _check_nettype(net, addr_type)
+        host, *suffixes = address.split("/")
+        try:
+            _ADDR_TYPES[addr_type](host)
+        except ValueError:
+            raise SdpError(f"c= address is not an {addr_type} literal") from None
+        if len(suffixes) > 2 or not all(s.isascii() and s.isdigit() for s in suffixes):
+            raise SdpError("c= address suffix must be /<ttl>[/<count>]")
+        self.level.connection = Connection(address, addr_type, net)
+
+    def _on_b(self, value: str) -> None:
+        kind, sep, amount = value.partition(":")
+        if not sep:
+            raise SdpError("b= needs '<bwtype>:<bandwidth>'")
+        self.level.bandwidths.append(Bandwidth(_token(kind, "b= type"), _decimal(amount, "b=")))
+
+    def _on_a(self, value: str) -> None:
+        name, sep, rest = value.partition(":")
+        attribute = Attribute(_token(name, "a= name"), rest if sep else None)
+        check = _ATTRIBUTE_CHECKS.get(name)
+        if check is not None:
+            check(attribute)
+        self.level.attributes.append(attribute)
+
+    def finish(self) -> SessionDescription:
+        for kind in "st":
+            if kind not in self.session.seen:
+                raise SdpError(f"the required {kind}= line is missing")
+        if self.origin is None:
+            raise SdpError("the required o= line is missing")
+        media = []
+        for index, (m, level) in enumerate(self.media, start=1):
+            if level.connection is None and self.session.connection is None:
+                raise SdpError(f"m= line {index} has no c= line at media or session level")
+            _check_media_attributes(m, level.attributes, index)
+            media.append(
+                MediaDescription(
+                    m.media, m.port, m.proto, m.formats, m.port_count, level.connection,
+                    tuple(level.bandwidths), tuple(level.attributes), tuple(level.extra),
+                )
+            )  # fmt: skip
+        _direction_of(self.session.attributes)
+        s = self.session
+        return SessionDescription(
+            self.origin, self.name, s.connection, tuple(self.times),
+            tuple(media), tuple(s.attributes), tuple(s.bandwidths), tuple(s.extra),
+        )  # fmt: skip
+
+
+def _parse(data: bytes) -> SessionDescription:
+    if len(data) > MAX_SDP_BYTES:
+        raise SdpError(f"SDP body of {len(data)} bytes exceeds {MAX_SDP_BYTES}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SdpError(f"SDP is not UTF-8 (byte {exc.start})") from None
+    # RFC 4566 §5: records end in CRLF, but parsers should also accept a bare LF.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise SdpError("SDP body is empty")
+    reader = _Reader()
+    for lineno, line in enumerate(lines, start=1):
+        try:
+            reader.feed(line)
+        except SdpError as exc:
+            shown = line if len(line) <= 60 else line[:57] + "..."
+            raise SdpError(f"SDP line {lineno}: {exc}: {shown!r}") from None
+    return reader.finish()
+
+
+def _fields(value: str, count: int, what: str) -> list[str]:
+    parts = value.split(" ")
+    if len(parts) != count or not all(parts):
+        raise SdpError(f"{what} needs {count} fields separated by single spaces")
+    return parts
+
+
+def _decimal(text: str, what: str, maximum: int = 2**64 - 1) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or int(text) > maximum:
+        raise SdpError(f"{what} must be a decimal number up to {maximum}")
+    return int(text)
+
+
+def _token(text: str, what: str) -> str:
+    if not _TOKEN.fullmatch(text):
+        raise SdpError(f"{what} is not a token")
+    return text
+
+
+def _unicast(address: str, addr_type: str) -> str:
+    """o= may carry an IP literal of its address type or a host name (RFC 4566 §5.2)."""
+    try:
+        _ADDR_TYPES[addr_type](address)
+    except ValueError:
+        return _token(address, f"o= address (neither an {addr_type} literal nor a host name)")
+    return address
+
+
+def _check_nettype(net: str, addr_type: str) -> None:
+    if net != "IN":
+        raise SdpError(f"network type {net!r} is not IN")
+    if addr_type not in _ADDR_TYPES:
+        raise SdpError(f"address type {addr_type!r} is not IP4 or IP6")
+
+
+def _parse_m(value: str) -> MediaDescription:
+    parts = value.split(" ")
+    if len(parts) < 4 or not all(parts):
+        raise SdpError("m= needs '<media> <port> <proto> <fmt> ...' separated by single spaces")
+    media, port_text, proto, *formats = parts
+    port_part, slash, count_part = port_text.partition("/")
+    port = _decimal(port_part, "m= port", 65535)
+    count = _decimal(count_part, "m= port count", 65535) if slash else None
+    if count == 0:
+        raise SdpError("m= port count must be at least 1")
+    _token(media, "m= media")
+    if not re.fullmatch(r"[A-Za-z0-9_\-.]+(/[A-Za-z0-9_\-.]+)*", proto):
+        raise SdpError("m= proto is not a token list such as RTP/AVP")
+    for fmt in formats:
+        if "RTP/" in proto:
+            _payload_type(fmt)
+        else:
+            _token(fmt, "m= format")
+    return MediaDescription(media, port, proto, tuple(formats), count)
+
+
+# ------------------------------------------------------------------ known attributes
+
+
+def _payload_type(text: str) -> int:
+    return _decimal(text, "RTP payload type", 127)
+
+
+def _parse_rtpmap(value: str) -> tuple[int, str, int, int]:
+    pt_text, sep, encoding = value.partition(" ")
+    parts = encoding.split("/")
+    if not sep or len(parts) not in (2, 3):
+        raise SdpError("rtpmap needs '<payload type> <encoding>/<clock rate>[/<channels>]'")
+    rate = _decimal(parts[1], "rtpmap clock rate", 2**32 - 1)
+    channels = _decimal(parts[2], "rtpmap channels", 255) if len(parts) == 3 else 1
+    if rate == 0 or channels == 0:
+        raise SdpError("rtpmap clock rate and channels must be positive")
+    return _payload_type(pt_text), _token(parts[0], "rtpmap encoding name"), rate, channels
+
+
+def _check_fmtp(value: str) -> None:
+    fmt, sep, params = value.partition(" ")
+    if not sep or not params:
+        raise SdpError("fmtp needs '<format> <parameters>'")
+    _token(fmt, "fmtp format")
+
+
+def _check_ptime(value: str) -> None:
+    if _decimal(value, "ptime", 10_000) == 0:
+        raise SdpError("ptime must be positive")
+
+
+def _check_direction(attribute: Attribute) -> None:
+    if attribute.value is not None:
+        raise SdpError(f"{attribute.name} takes no value")
+
+
+_ATTRIBUTE_CHECKS: dict[str, Callable[[Attribute], object]] = {
+    "rtpmap": lambda a: _parse_rtpmap(a.value or ""),
+    "fmtp": lambda a: _check_fmtp(a.value or ""),
+    "ptime": lambda a: _check_ptime(a.value or ""),
+    **{d.value: _check_direction for d in Direction},
+}
+
+
+def _check_media_attributes(m: MediaDescription, attributes: list[Attribute], index: int) -> None:
+    _direction_of(attributes)
+    if not m.is_rtp:
+        return
+    for name in ("rtpmap", "fmtp"):
+        keys = [a.value.split(" ", 1)[0] for a in attributes if a.name == name and a.value]
+        if len(keys) != len(set(keys)):
+            raise SdpError(f"m= line {index} maps a payload type twice with a={name}")
+        for key in keys:
+            _payload_type(key)
+
+
+def _direction_of(attributes: Iterable[Attribute]) -> Direction | None:
+    found = [Direction(a.name) for a in attributes if a.name in _DIRECTION_NAMES]
+    if len(found) > 1:
+        raise SdpError("more than one direction attribute in one section")
+    return found[0] if found else None
+
+
+# ------------------------------------------------------------------ offer / answer
+
+
+@dataclass(frozen=True, slots=True)
+class MediaParams:
+    """What the runtime needs to run RTP for one leg after offer/answer."""
+
+    remote_addr: str  # where to send RTP; "0.0.0.0" when the peer holds us RFC 2543 style
+    remote_port: int  # 0 = no audio
+    codec: Codec  # PCMU or PCMA, with the payload type to send
+    dtmf_payload_type: int | None  # telephone-event PT; None = use in-band detection
+    ptime: int  # ms
+    direction: Direction  # OUR direction
+    on_hold: bool  # the peer put us on hold (sendonly/inactive/0.0.0.0)
+
+
+def answer_offer(
+    offer: SessionDescription,
+    local_addr: str,
+    local_port: int,
+    *,
+    session_id: int,
+    session_version: int,
+    codecs: Sequence[str] = SUPPORTED_CODECS,
+    prefer_local: bool = False,
+) -> tuple[SessionDescription, MediaParams]:
+    """Answer ``offer`` as a UAS (RFC 3264 §6); raise :class:`NegotiationError` (488) if unusable.
+
+    ``codecs`` is the allowed set; the offerer's order decides unless ``prefer_local`` is set,
+    then the order of ``codecs`` does.
+    """
+    allowed = _allowed(codecs)
+    index = _audio_index(offer)
+    offered = offer.media[index].codecs()
+    codec = _choose(offered, allowed, prefer_local)
+    dtmf = next((c for c in offered if _is_dtmf(c)), None)
+    remote = offer.connection_for(index)
+    if ipaddress.ip_address(remote.host).is_multicast:
+        raise NegotiationError("multicast audio is not supported", _warning(304, "multicast"))
+    theirs = offer.direction_for(index)
+    ours = _our_direction(theirs, remote)
+    formats = [codec] if dtmf is None else [codec, dtmf]
+    answered = tuple(
+        _audio_section(local_port, formats, ours) if i == index else _rejected(m)
+        for i, m in enumerate(offer.media)
+    )
+    answer = _session(local_addr, session_id, session_version, answered)
+    params = MediaParams(
+        remote.host, offer.media[index].port, codec, dtmf.payload_type if dtmf else None,
+        PTIME, ours, remote.is_hold or not theirs.receives,
+    )  # fmt: skip
+    return answer, params
+
+
+def build_offer(
+    local_addr: str,
+    local_port: int,
+    *,
+    session_id: int,
+    session_version: int,
+    codecs: Sequence[str] = SUPPORTED_CODECS,
+    direction: Direction = Direction.SENDRECV,
+) -> SessionDescription:
+    """An offer for dial-out and re-INVITE (RFC 3264 §5): G.711 in ``codecs`` order + DTMF."""
+    by_name = {c.name: c for c in (PCMU, PCMA)}
+    formats = [by_name[name] for name in _allowed(codecs)]
+    formats.append(Codec(TELEPHONE_EVENT, DTMF_PAYLOAD_TYPE, _G711_RATE, DTMF_FMTP))
+    media = (_audio_section(local_port, formats, direction),)
+    return _session(local_addr, session_id, session_version, media)
+
+
+def accept_answer(offer: SessionDescription, answer: SessionDescription) -> MediaParams:
+    """Check the answer to our ``offer`` (RFC 3264 §6–§7) and return how to run RTP."""
+    if len(answer.media) != len(offer.media):
+        raise NegotiationError(
+            f"answer has {len(answer.media)} m= lines for {len(offer.media)} offered",
+            _warning(399, "answer does not match the offer"),
+        )
+    index = _audio_index(offer)
+    ours, theirs = offer.media[index], answer.media[index]
+    if theirs.port == 0 or (theirs.media, theirs.proto) != (ours.media, ours.proto):
+        raise NegotiationError("the answer rejected our audio stream", _warning(304, "rejected"))
+    offered = {c.name.upper() for c in ours.codecs()}
+    usable = [c for c in theirs.codecs() if c.name.upper() in offered]
+    codec = _choose(usable, _allowed(SUPPORTED_CODECS), prefer_local=False)
+    offered_dtmf = any(_is_dtmf(c) for c in ours.codecs())
+    dtmf = next((c for c in theirs.codecs() if _is_dtmf(c) and offered_dtmf), None)
+    theirs_dir, offered_dir = answer.direction_for(index), offer.direction_for(index)
+    if theirs_dir not in _ANSWERABLE[offered_dir]:
+        raise NegotiationError(
+            f"answer direction {theirs_dir.value} cannot answer {offered_dir.value}",
+            _warning(399, "bad direction in answer"),
+        )
+    remote = answer.connection_for(index)
+    ours_dir = _our_direction(theirs_dir, remote)
+    return MediaParams(
+        remote.host, theirs.port, codec, dtmf.payload_type if dtmf else None, PTIME, ours_dir,
+        remote.is_hold or not theirs_dir.receives,
+    )  # fmt: skip
+
+
+def _warning(code: int, text: str) -> str:
+    return f'{code} conf-server "{text}"'
+
+
+def _allowed(codecs: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(name.upper() for name in codecs)
+    unknown = sorted(set(names) - set(SUPPORTED_CODECS))
+    if unknown or not names:
+        raise ValueError(f"codecs must be a non-empty choice of {SUPPORTED_CODECS}: {unknown}")
+    return names
+
+
+def _audio_index(offer: SessionDescription) -> int:
+    for index, m in enumerate(offer.media):
+        if m.media == "audio" and m.proto == "RTP/AVP" and m.port != 0:
+            return index
+    raise NegotiationError("no audio stream over RTP/AVP", _warning(304, "no RTP/AVP audio"))
+
+
+def _is_dtmf(codec: Codec) -> bool:
+    return codec.name.lower() == TELEPHONE_EVENT and codec.clock_rate == _G711_RATE
+
+
+def _choose(offered: Sequence[Codec], allowed: Sequence[str], prefer_local: bool) -> Codec:
+    usable = [
+        Codec(c.name.upper(), c.payload_type, c.clock_rate)
+        for c in offered
+        if c.name.upper() in allowed and c.clock_rate == _G711_RATE and c.channels == 1
+    ]
+    if not usable:
+        raise NegotiationError(
+            f"no common codec: offered {[c.name for c in offered]}, we support {list(allowed)}",
+            _warning(305, "Incompatible media format"),
+        )
+    if prefer_local:
+        usable.sort(key=lambda c: allowed.index(c.name))
+    return usable[0]
+
+
+def _our_direction(theirs: Direction, remote: Connection) -> Direction:
+    ours = theirs.reverse()
+    # RFC 3264 §8.4: nothing, not even RTCP, may be sent to a 0.0.0.0 connection address.
+    return Direction.of(sends=ours.sends and not remote.is_hold, receives=ours.receives)
+
+
+def _audio_section(port: int, formats: Sequence[Codec], direction: Direction) -> MediaDescription:
+    attributes = [Attribute("rtpmap", f"{c.payload_type} {c.name}/{c.clock_rate}") for c in formats]
+    attributes += [Attribute("fmtp", f"{c.payload_type} {c.fmtp}") for c in formats if c.fmtp]
+    attributes += [Attribute("ptime", str(PTIME)), Attribute(direction.value)]
+    pts = tuple(str(c.payload_type) for c in formats)
+    return MediaDescription("audio", port, "RTP/AVP", pts, attributes=tuple(attributes))
+
+
+def _rejected(m: MediaDescription) -> MediaDescription:
+    """RFC 3264 §6: a declined stream keeps its m= line, with port 0 and the offered formats."""
+    return MediaDescription(m.media, 0, m.proto, m.formats)
+
+
+def _session(
+    address: str, session_id: int, version: int, media: tuple[MediaDescription, ...]
+) -> SessionDescription:
+    try:
+        addr_type = "IP4" if ipaddress.ip_address(address).version == 4 else "IP6"
+    except ValueError:
+        raise ValueError(f"local address {address!r} is not an IP literal") from None
+    return SessionDescription(
+        origin=Origin("conf-server", session_id, session_version=version, address=address,
+                      addr_type=addr_type),
+        session_name="conf-server",
+        connection=Connection(address, addr_type),
+        media=media,
+    )  # fmt: skip
