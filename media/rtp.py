@@ -357,6 +357,20 @@ class RtpStream:
         self.packets += 1
         self.octets += sent_bytes
 
+    def event_packet(
+        self, payload_type: int, timestamp: int, marker: bool, payload: bytes
+    ) -> RtpPacket:
+        """A named-event packet (RFC 4733 §2.5.1) at the event's fixed start ``timestamp``.
+
+        It takes the stream's next sequence number but leaves the audio timestamp alone: all
+        packets of one event share its start timestamp.
+        """
+        pkt = RtpPacket(payload_type, self.sequence, timestamp, self.ssrc, payload, marker)
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.packets += 1
+        self.octets += len(payload)
+        return pkt
+
     @property
     def marker(self) -> bool:
         """Whether the next packet carries the marker bit."""
