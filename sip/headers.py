@@ -1,0 +1,380 @@
+"""Header-field grammar of RFC 3261 §7.3, §20 and §25.1: names, lists, parameters, values.
+
+Theory of operation: a header value arrives unfolded (the message layer turns CRLF+WSP into
+one SP) and is parsed only when someone asks for it. The helpers here work on such a value:
+
+* :func:`canonical_name` maps long and compact names (§7.3.3, RFC 3515, RFC 3892, RFC 3265,
+  RFC 3841, RFC 4028, RFC 4474) to one spelling and a lower-case lookup key;
+* :func:`split_list` splits a comma list (``#element`` headers only) outside quoted strings
+  and ``<...>``;
+* :func:`parse_params` reads ``*( SEMI generic-param )`` with LWS around ``;`` and ``=``,
+  keeping quoted values exactly as written so serialization round-trips.
+
+The value types :class:`NameAddr` (From/To/Contact/Route/Record-Route), :class:`Via` (with
+RFC 3581 ``rport`` and RFC 5118 bracketed or bare IPv6 ``received``) and :class:`CSeq` are
+frozen dataclasses with ``parse`` and ``__str__``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sip.errors import ParseError
+from sip.uri import (
+    AbsoluteUri,
+    Params,
+    SipUri,
+    find_param,
+    format_host,
+    format_params,
+    parse_hostport,
+    parse_port,
+    parse_uri,
+)
+
+TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+# gen-value = token / host / quoted-string: ``host`` adds ":" and "[]" (bare or bracketed
+# IPv6, which RFC 5118 §4.5 asks us to accept in ``received``).
+_GEN_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
+_QUOTED_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_CSEQ_MAX = 2**31 - 1
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_NAMES = _words(
+    "Accept Accept-Contact Accept-Encoding Accept-Language Alert-Info Allow Allow-Events "
+    "Authentication-Info Authorization Call-ID Call-Info Contact Content-Disposition "
+    "Content-Encoding Content-Language Content-Length Content-Type CSeq Date Error-Info "
+    "Event Expires From Identity Identity-Info In-Reply-To Max-Forwards MIME-Version "
+    "Min-Expires Min-SE Organization P-Asserted-Identity P-Preferred-Identity Path Priority "
+    "Privacy Proxy-Authenticate Proxy-Authorization Proxy-Require RAck Reason Record-Route "
+    "Refer-To Referred-By Reject-Contact Replaces Reply-To Request-Disposition Require "
+    "Retry-After Route RSeq Server Service-Route Session-Expires Subject Supported "
+    "Timestamp To Unsupported User-Agent Via Warning WWW-Authenticate"
+)
+# RFC 3261 §7.3.3 table, plus RFC 3265 (o, u), RFC 3515 (r), RFC 3892 (b), RFC 3841 (a, d, j),
+# RFC 4028 (x) and RFC 4474 (y, n).
+_COMPACT = dict(
+    zip(
+        _words("i m e l c f s k t v o u r b a d j x y n"),
+        _words(
+            "Call-ID Contact Content-Encoding Content-Length Content-Type From Subject "
+            "Supported To Via Event Allow-Events Refer-To Referred-By Accept-Contact "
+            "Request-Disposition Reject-Contact Session-Expires Identity Identity-Info"
+        ),
+        strict=True,
+    )
+)
+# lower-case spelling (long or compact) -> (lookup key, canonical name)
+CANONICAL: dict[str, tuple[str, str]] = {n.lower(): (n.lower(), n) for n in _NAMES}
+CANONICAL.update({c: (n.lower(), n) for c, n in _COMPACT.items()})
+
+# Headers whose grammar is a comma list (RFC 3261 §20 ``#`` / ``*(COMMA ...)`` rules). The
+# authentication headers are not: their credentials contain commas.
+LIST_KEYS = frozenset(
+    k.lower()
+    for k in _words(
+        "Accept Accept-Contact Accept-Encoding Accept-Language Alert-Info Allow Allow-Events "
+        "Call-Info Contact Content-Encoding Content-Language Error-Info In-Reply-To "
+        "P-Asserted-Identity P-Preferred-Identity Path Privacy Proxy-Require Reason "
+        "Record-Route Reject-Contact Request-Disposition Require Route Service-Route "
+        "Supported Unsupported Via Warning"
+    )
+)
+
+
+def canonical_name(name: str) -> tuple[str, str]:
+    """(lookup key, canonical spelling) of a header name; ParseError if it is not a token."""
+    entry = CANONICAL.get(name.lower())
+    if entry is not None:
+        return entry
+    if not TOKEN_RE.fullmatch(name):
+        raise ParseError(f"invalid header name {name!r}")
+    return name.lower(), name
+
+
+def _quoted_end(text: str, start: int) -> int:
+    """Index just past the quoted-string opening at ``start``; ParseError if unterminated."""
+    match = _QUOTED_RE.match(text, start)
+    if match is None:
+        raise ParseError(f"unterminated quoted string in {text!r}")
+    return match.end()
+
+
+def split_list(value: str) -> list[str]:
+    """Split a comma list outside quoted strings and angle brackets; elements are stripped."""
+    if "," not in value:
+        return [value.strip()]
+    if '"' not in value and "<" not in value:
+        return [v.strip() for v in value.split(",")]
+    parts: list[str] = []
+    start = i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if ch == '"':
+            i = _quoted_end(value, i)
+            continue
+        if ch == "<":
+            close = value.find(">", i)
+            if close < 0:
+                raise ParseError(f"unterminated '<' in {value!r}")
+            i = close + 1
+            continue
+        if ch == ",":
+            parts.append(value[start:i].strip())
+            start = i + 1
+        i += 1
+    parts.append(value[start:].strip())
+    return parts
+
+
+def _split_semicolons(text: str) -> list[str]:
+    if '"' not in text:
+        return text.split(";")
+    parts: list[str] = []
+    start = i = 0
+    while i < len(text):
+        if text[i] == '"':
+            i = _quoted_end(text, i)
+            continue
+        if text[i] == ";":
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_params(text: str) -> Params:
+    """Parse ``generic-param *( SEMI generic-param )`` (the text after the first ``;``)."""
+    params: list[tuple[str, str | None]] = []
+    for item in _split_semicolons(text):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not TOKEN_RE.fullmatch(name):
+            raise ParseError(f"invalid parameter name {name!r}")
+        if not sep:
+            params.append((name, None))
+            continue
+        value = value.strip()
+        if value.startswith('"'):
+            if _quoted_end(value, 0) != len(value):
+                raise ParseError(f"junk after quoted parameter value {value!r}")
+        elif not _GEN_VALUE_RE.fullmatch(value):
+            raise ParseError(f"invalid value for parameter {name!r}: {value!r}")
+        params.append((name, value))
+    return tuple(params)
+
+
+def unquote(value: str) -> str:
+    """The content of a quoted-string with quoted-pairs resolved (plain tokens unchanged)."""
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1], flags=re.DOTALL)
+    return value
+
+
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x09\x0b\x0c\x0e-\x1f\x7f]')
+
+
+def quote(text: str) -> str:
+    """A quoted-string for ``text`` (RFC 3261 §25.1 quoted-pair for '"', '\\' and controls)."""
+    if "\r" in text or "\n" in text:
+        raise ValueError("CR and LF cannot appear in a quoted-string")
+    return '"' + _NEEDS_ESCAPE.sub(lambda m: "\\" + m.group(0), text) + '"'
+
+
+def _replace_params(params: Params, values: dict[str, str | None]) -> Params:
+    """Replace parameters by case-insensitive name in place; append the new ones."""
+    pending = {k.lower(): (k, v) for k, v in values.items()}
+    out: list[tuple[str, str | None]] = []
+    for name, value in params:
+        hit = pending.pop(name.lower(), None)
+        out.append((name, hit[1]) if hit is not None else (name, value))
+    out.extend(pending.values())
+    return tuple(out)
+
+
+def _display_tokens(text: str) -> str:
+    for word in text.split():
+        if not TOKEN_RE.fullmatch(word):
+            raise ParseError(f"display name {text!r} must be quoted")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """``( name-addr / addr-spec ) *( SEMI param )``; display_name is stored unquoted."""
+
+    uri: SipUri | AbsoluteUri
+    display_name: str | None = None
+    params: Params = ()
+
+    @classmethod
+    def parse(cls, text: str) -> NameAddr:
+        """Parse one From/To/Contact/Route value (not a comma list)."""
+        s = text.strip()
+        if s.startswith('"'):
+            end = _quoted_end(s, 0)
+            display: str | None = unquote(s[:end])
+            rest = s[end:].lstrip()
+            if not rest.startswith("<"):
+                raise ParseError(f"quoted display name without <URI> in {text!r}")
+            return _angle_form(display, rest, text)
+        lt = s.find("<")
+        if lt >= 0:
+            words = s[:lt].strip()
+            display = _display_tokens(words) if words else None
+            return _angle_form(display, s[lt:], text)
+        return _addr_spec_form(s, text)
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (RFC 3261 §19.3), None when absent or valueless."""
+        return find_param(self.params, "tag")[1]
+
+    def with_tag(self, tag: str) -> NameAddr:
+        """The same address with ``tag`` set (replacing any existing tag)."""
+        return NameAddr(self.uri, self.display_name, _replace_params(self.params, {"tag": tag}))
+
+    def param(self, name: str) -> str | None:
+        """A header parameter's value ("" when valueless, None when absent)."""
+        present, value = find_param(self.params, name)
+        if not present:
+            return None
+        return "" if value is None else value
+
+    def __str__(self) -> str:
+        display = "" if self.display_name is None else quote(self.display_name) + " "
+        return f"{display}<{self.uri}>{format_params(self.params)}"
+
+
+def _angle_form(display: str | None, rest: str, text: str) -> NameAddr:
+    gt = rest.find(">")
+    if gt < 0:
+        raise ParseError(f"unterminated <URI> in {text!r}")
+    uri = parse_uri(rest[1:gt])
+    tail = rest[gt + 1 :].strip()
+    if not tail:
+        return NameAddr(uri, display)
+    if tail[0] != ";":
+        raise ParseError(f"junk after <URI> in {text!r}")
+    return NameAddr(uri, display, parse_params(tail[1:]))
+
+
+def _addr_spec_form(s: str, text: str) -> NameAddr:
+    # §20.10: without <>, everything after the first ';' is a header parameter, and the URI
+    # may not contain ',', '?' or ';' (regbadct: an escaped header needs the brackets).
+    uri_text, semi, param_text = s.partition(";")
+    uri_text = uri_text.rstrip()
+    if "?" in uri_text or "," in uri_text:
+        raise ParseError(f"URI with '?' or ',' must be enclosed in <> in {text!r}")
+    uri = parse_uri(uri_text)
+    return NameAddr(uri, None, parse_params(param_text) if semi else ())
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One via-parm: ``SIP/2.0/transport sent-by *( SEMI via-params )`` (RFC 3261 §20.42)."""
+
+    transport: str
+    host: str
+    port: int | None
+    params: Params = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Via:
+        """Parse one Via value (LWS allowed around '/', ':' and ';' as in RFC 4475 wsinv)."""
+        name, sep1, rest = text.partition("/")
+        version, sep2, rest = rest.partition("/")
+        if not (sep1 and sep2) or name.strip().upper() != "SIP" or version.strip() != "2.0":
+            raise ParseError(f"Via must start with SIP/2.0/transport: {text!r}")
+        words = rest.split(None, 1)
+        if len(words) != 2 or not TOKEN_RE.fullmatch(words[0]):
+            raise ParseError(f"Via without transport and sent-by: {text!r}")
+        sent_by, semi, param_text = words[1].partition(";")
+        host, port = parse_hostport(sent_by.strip())
+        params = parse_params(param_text) if semi else ()
+        found, rport = find_param(params, "rport")
+        if found and rport is not None:
+            parse_port(rport)
+        return cls(words[0].upper(), host, port, params)
+
+    @property
+    def branch(self) -> str | None:
+        """The transaction identifier (RFC 3261 §17.2.3), None when absent."""
+        return find_param(self.params, "branch")[1]
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` address, without IPv6 brackets whether or not they were sent."""
+        value = find_param(self.params, "received")[1]
+        if value is not None and value.startswith("[") and value.endswith("]"):
+            return value[1:-1]
+        return value
+
+    @property
+    def rport(self) -> int | bool | None:
+        """RFC 3581: True when present without a value, the port when filled, None if absent."""
+        found, value = find_param(self.params, "rport")
+        if not found:
+            return None
+        return True if value is None else int(value)
+
+    def with_params(self, **values: str | None) -> Via:
+        """A copy with the given parameters replaced in place or appended (None = no value)."""
+        return Via(self.transport, self.host, self.port, _replace_params(self.params, values))
+
+    def with_received(self, host: str, port: int) -> Via:
+        """Stamp the source address as a server transport must (§18.2.1, RFC 3581 §4).
+
+        ``received`` is added when the sent-by host differs from the packet's source, and
+        always when ``rport`` is present (which is then filled with the source port).
+        """
+        values: dict[str, str | None] = {}
+        if self.rport is not None:
+            values["rport"] = str(port)
+            values["received"] = host
+        elif self.host.lower() != host.lower():
+            values["received"] = host
+        return self.with_params(**values) if values else self
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        """(host, port) as written in the sent-by."""
+        return self.host, self.port
+
+    def __str__(self) -> str:
+        port = "" if self.port is None else f":{self.port}"
+        params = format_params(self.params)
+        return f"SIP/2.0/{self.transport} {format_host(self.host)}{port}{params}"
+
+
+@dataclass(frozen=True, slots=True)
+class CSeq:
+    """``CSeq: 1*DIGIT LWS Method`` (RFC 3261 §20.16), sequence below 2**31 (§8.1.1.5)."""
+
+    seq: int
+    method: str
+
+    @classmethod
+    def parse(cls, text: str) -> CSeq:
+        """Parse a CSeq value; leading zeros are allowed (RFC 4475 wsinv: ``0009``)."""
+        words = text.split()
+        if len(words) != 2 or not TOKEN_RE.fullmatch(words[1]):
+            raise ParseError(f"invalid CSeq {text!r}")
+        digits = words[0]
+        if not (digits.isascii() and digits.isdigit()):
+            raise ParseError(f"invalid CSeq number {digits!r}")
+        # Compare the digit string before int(): a hostile 10,000-digit number stays cheap.
+        stripped = digits.lstrip("0") or "0"
+        if len(stripped) > 10 or int(stripped) > _CSEQ_MAX:
+            raise ParseError(f"CSeq number {digits} exceeds 2**31-1")
+        return cls(int(stripped), words[1])
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.method}"
