@@ -33,9 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import Any, Final
 
+from conf_server.domain.attributes import Role
 from conf_server.domain.lockout import Locked, Scope, SecurityEvent, SecurityKind
 
 FIRST_DIGIT_TIMER: Final = "ivr.first_digit"
@@ -53,14 +54,6 @@ class IllegalInputError(IvrError):
 
 class IvrConfigError(IvrError, ValueError):
     """An IVR setting outside its range; the message names the attribute."""
-
-
-class Role(IntEnum):
-    """Keychain access levels (CarrierX keychain: 1 host, 2 participant, 3 listener)."""
-
-    HOST = 1
-    PARTICIPANT = 2
-    LISTENER = 3
 
 
 class State(Enum):
@@ -130,14 +123,13 @@ class IvrSettings:
         welcome = attrs.get("dnis_welcomeprompt") or "welcome"
         if not isinstance(welcome, str):
             raise IvrConfigError(f"dnis_welcomeprompt: expected a string, got {welcome!r}")
+        # -1 is unlimited; 0 (which the attribute allows) leaves no attempt to spare, like 1.
         failures = _int_attribute(attrs, "call_operator_after", 3, -1)
-        if failures == 0:
-            raise IvrConfigError("call_operator_after: must be -1 (unlimited) or at least 1")
         return cls(
             welcome_prompt=welcome,
             first_digit_timeout=_int_attribute(attrs, "ivr_first_digit_timeout", 10, 1),
             inter_digit_timeout=_int_attribute(attrs, "ivr_inter_digit_timeout", 5, 1),
-            max_failures=None if failures == -1 else failures,
+            max_failures=None if failures == -1 else max(failures, 1),
             max_code_length=_int_attribute(attrs, "ivr_max_code_length", 20, 1),
         )
 

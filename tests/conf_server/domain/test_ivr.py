@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conf_server.domain.attributes import Role
 from conf_server.domain.ivr import (
     FIRST_DIGIT_TIMER,
     INTER_DIGIT_TIMER,
@@ -34,7 +35,6 @@ from conf_server.domain.ivr import (
     PlayPrompt,
     PromptFinished,
     RecordFailure,
-    Role,
     Session,
     Stage,
     StartTimer,
@@ -327,10 +327,11 @@ def test_call_operator_after_sets_the_limit_and_minus_one_is_unlimited() -> None
     for i in range(25):
         _wrong_code(phone, 10.0 * i)
     assert phone.session.state is State.COLLECTING_CODE
-    one = Phone(IvrSettings.from_attributes({"call_operator_after": 1}))
-    one.start(0.0)
-    assert isinstance(_wrong_code(one, 1.0)[-1], PlayPrompt)
-    assert one.session.state is State.FAREWELL
+    for limit in (0, 1):  # 0 leaves no attempt to spare: the first wrong code ends the call
+        one = Phone(IvrSettings.from_attributes({"call_operator_after": limit}))
+        one.start(0.0)
+        assert isinstance(_wrong_code(one, 1.0)[-1], PlayPrompt)
+        assert one.session.state is State.FAREWELL
 
 
 def test_no_input_replays_the_prompt_then_hangs_up() -> None:
@@ -537,7 +538,6 @@ def test_settings_from_attributes() -> None:
 @pytest.mark.parametrize(
     ("attrs", "message"),
     [
-        ({"call_operator_after": 0}, "call_operator_after: must be -1 .unlimited. or at least 1"),
         ({"call_operator_after": -2}, "call_operator_after: must be at least -1, got -2"),
         ({"call_operator_after": "three"}, "call_operator_after: expected an integer, got 'three'"),
         ({"ivr_first_digit_timeout": True}, "ivr_first_digit_timeout: expected an integer"),
