@@ -5,7 +5,8 @@
     StoreError
      ├── NotFoundError            the object an operation names does not exist
      ├── ConflictError            a uniqueness rule would break (phone number, meeting number,
-     │                            access code among the rooms of one DID group, login, PIN)
+     │    │                       login, PIN, DID group name)
+     │    └── AccessCodeConflictError  an access code already reachable from a shared DID group
      ├── InvalidDataError         a value the model refuses (bad attribute, bad number, bad role);
      │                            also a ValueError
      └── ProvisionError           a provisioning file that cannot be applied; the message names
@@ -43,3 +44,11 @@ class ProvisionError(StoreError):
         self.file = file
         self.key = key
         self.reason = reason
+
+
+class AccessCodeConflictError(ConflictError):
+    """An access code another room already holds in a DID group this room is reachable from."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code

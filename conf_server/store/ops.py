@@ -22,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from conf_server.domain import attributes, numbers
 from conf_server.domain.attributes import AttributeValueError, Level, Role
-from conf_server.store.errors import ConflictError, InvalidDataError, NotFoundError
+from conf_server.store.errors import (
+    AccessCodeConflictError,
+    ConflictError,
+    InvalidDataError,
+    NotFoundError,
+)
 from conf_server.store.models import (
     AccessCodeClaim,
     CallFlow,
@@ -293,9 +298,10 @@ async def _references(session: AsyncSession, spec: RoomSpec) -> dict[int, int]:
     return refs
 
 
-async def _claim_codes(session: AsyncSession, room: MeetingRoom, refs: dict[int, int]) -> None:
+async def claim_codes(session: AsyncSession, room: MeetingRoom) -> None:
     """Rewrite the room's claims, refusing a code another room holds in a shared group."""
     codes = [key.access_code for key in room.keys]
+    refs = [ref.did_group_id for ref in room.references]
     await session.execute(delete(AccessCodeClaim).where(AccessCodeClaim.room_id == room.id))
     if not codes:
         return
@@ -305,9 +311,10 @@ async def _claim_codes(session: AsyncSession, room: MeetingRoom, refs: dict[int,
         .where(AccessCodeClaim.did_group_id.in_(refs), AccessCodeClaim.access_code.in_(codes))
     )
     for code, group_id, other in taken:
-        raise ConflictError(
+        raise AccessCodeConflictError(
             f"access code {code!r} is already used by meeting room {other.meeting_number}, "
-            f"which DID group {group_id} also reaches"
+            f"which DID group {group_id} also reaches",
+            code,
         )
     session.add_all(
         AccessCodeClaim(did_group_id=group_id, access_code=code, room_id=room.id)
@@ -363,7 +370,7 @@ async def write_room(session: AsyncSession, row: MeetingRoom, spec: RoomSpec) ->
     if new:
         session.add(row)
     await session.flush()
-    await _claim_codes(session, row, refs)
+    await claim_codes(session, row)
     await session.flush()
 
 
