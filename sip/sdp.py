@@ -46,9 +46,15 @@ _SESSION_RANK = {
     "z": 10, "k": 11, "a": 12,
 }  # fmt: skip
 _MEDIA_RANK = {"i": 1, "c": 2, "b": 3, "k": 4, "a": 5}
+# RFC 1123 host name whose top label starts with a letter, so "300.1.1.1" is no host name.
+_HOSTNAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z][A-Za-z0-9-]*\.?")
+_DIGITS = re.compile(r"[0-9]{1,10}")
 _ONCE = frozenset("vosiuczk")
 _EXTRA = frozenset("iuepzk")
-_ADDR_TYPES = {"IP4": ipaddress.IPv4Address, "IP6": ipaddress.IPv6Address}
+_ADDR_TYPES: dict[str, Callable[[str], ipaddress.IPv4Address | ipaddress.IPv6Address]] = {
+    "IP4": ipaddress.IPv4Address,
+    "IP6": ipaddress.IPv6Address,
+}
 # RFC 3551 §6 table 4: static audio payload types, usable without a=rtpmap.
 _STATIC: dict[int, tuple[str, int, int]] = {
     0: ("PCMU", 8000, 1), 3: ("GSM", 8000, 1), 4: ("G723", 8000, 1), 5: ("DVI4", 8000, 1),
@@ -141,9 +147,17 @@ class Connection:
         return self.address.split("/", 1)[0]
 
     @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The address as an IP of the stated type; None for a host name (RFC 4566 allows it)."""
+        try:
+            return _ADDR_TYPES[self.addr_type](self.host)
+        except (KeyError, ValueError):
+            return None
+
+    @property
     def is_hold(self) -> bool:
         """RFC 2543 hold: the unspecified address means "send nothing here" (RFC 3264 §8.4)."""
-        return ipaddress.ip_address(self.host).is_unspecified
+        return self.ip is not None and self.ip.is_unspecified
 
     def __str__(self) -> str:
         return f"{self.net_type} {self.addr_type} {self.address}"
@@ -343,7 +357,7 @@ class _Reader:
         _check_nettype(net, addr_type)
         self.origin = Origin(
             _token(user, "o= username"), _decimal(sid, "o= session id"),
-            _decimal(version, "o= session version"), _unicast(address, addr_type),
+            _decimal(version, "o= session version"), _unicast(address, addr_type, "o="),
             addr_type, net,
         )  # fmt: skip
 
@@ -365,11 +379,8 @@ class _Reader:
         net, addr_type, address = _fields(value, 3, "c=")
         _check_nettype(net, addr_type)
         host, *suffixes = address.split("/")
-        try:
-            _ADDR_TYPES[addr_type](host)
-        except ValueError:
-            raise SdpError(f"c= address is not an {addr_type} literal") from None
-        if len(suffixes) > 2 or not all(s.isascii() and s.isdigit() for s in suffixes):
+        _unicast(host, addr_type, "c=")
+        if len(suffixes) > 2 or not all(_DIGITS.fullmatch(s) for s in suffixes):
             raise SdpError("c= address suffix must be /<ttl>[/<count>]")
         self.level.connection = Connection(address, addr_type, net)
 
@@ -454,12 +465,15 @@ def _token(text: str, what: str) -> str:
     return text
 
 
-def _unicast(address: str, addr_type: str) -> str:
-    """o= may carry an IP literal of its address type or a host name (RFC 4566 §5.2)."""
+def _unicast(address: str, addr_type: str, what: str) -> str:
+    """An IP literal of the stated address type, or a host name (RFC 4566 §5.2, §5.7)."""
     try:
         _ADDR_TYPES[addr_type](address)
     except ValueError:
-        return _token(address, f"o= address (neither an {addr_type} literal nor a host name)")
+        if len(address) > 253 or not _HOSTNAME.fullmatch(address):
+            raise SdpError(
+                f"{what} address is neither an {addr_type} literal nor a host name"
+            ) from None
     return address
 
 
@@ -590,9 +604,7 @@ def answer_offer(
     offered = offer.media[index].codecs()
     codec = _choose(offered, allowed, prefer_local)
     dtmf = next((c for c in offered if _is_dtmf(c)), None)
-    remote = offer.connection_for(index)
-    if ipaddress.ip_address(remote.host).is_multicast:
-        raise NegotiationError("multicast audio is not supported", _warning(304, "multicast"))
+    remote = _remote(offer, index)
     theirs = offer.direction_for(index)
     ours = _our_direction(theirs, remote)
     formats = [codec] if dtmf is None else [codec, dtmf]
@@ -647,7 +659,7 @@ def accept_answer(offer: SessionDescription, answer: SessionDescription) -> Medi
             f"answer direction {theirs_dir.value} cannot answer {offered_dir.value}",
             _warning(399, "bad direction in answer"),
         )
-    remote = answer.connection_for(index)
+    remote = _remote(answer, index)
     ours_dir = _our_direction(theirs_dir, remote)
     return MediaParams(
         remote.host, theirs.port, codec, dtmf.payload_type if dtmf else None, PTIME, ours_dir,
@@ -672,6 +684,17 @@ def _audio_index(offer: SessionDescription) -> int:
         if m.media == "audio" and m.proto == "RTP/AVP" and m.port != 0:
             return index
     raise NegotiationError("no audio stream over RTP/AVP", _warning(304, "no RTP/AVP audio"))
+
+
+def _remote(sdp: SessionDescription, index: int) -> Connection:
+    """The stream's connection, usable only as a unicast IP literal (no DNS in the core)."""
+    remote = sdp.connection_for(index)
+    if remote.ip is None or remote.ip.is_multicast:
+        raise NegotiationError(
+            f"audio connection address {remote.address!r} is not a unicast IP literal",
+            _warning(301, "Incompatible network address formats"),
+        )
+    return remote
 
 
 def _is_dtmf(codec: Codec) -> bool:
