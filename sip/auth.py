@@ -95,13 +95,15 @@ def _response(
 # ----------------------------------------------------------------- header syntax
 
 
-def _parse_header(value: str) -> tuple[str, dict[str, str]]:
-    """``scheme name=value, name="quoted", ...`` → (scheme, lower-cased names → values)."""
+def _parse_header(value: str) -> dict[str, str]:
+    """``Digest name=value, name="quoted", ...`` → lower-cased names → values."""
     if len(value) > MAX_HEADER_CHARS:
         raise AuthError(f"authentication header of {len(value)} characters is too long")
     scheme = _SCHEME.match(value)
     if scheme is None:
         raise AuthError("authentication header does not start with a scheme token")
+    if scheme.group(1).lower() != "digest":
+        raise AuthError(f"authentication scheme {scheme.group(1)!r} is not Digest")
     params: dict[str, str] = {}
     pos = scheme.end()
     while pos < len(value.rstrip()):
@@ -119,7 +121,7 @@ def _parse_header(value: str) -> tuple[str, dict[str, str]]:
         pos = separator.end()
         if separator.group(1) == "," and pos >= len(value.rstrip()):
             raise AuthError("trailing ',' after the last parameter")
-    return scheme.group(1), params
+    return params
 
 
 def _param_value(value: str, pos: int) -> tuple[str, int]:
@@ -165,9 +167,7 @@ class Challenge:
 
     @classmethod
     def parse(cls, value: str) -> Challenge:
-        scheme, params = _parse_header(value)
-        if scheme.lower() != "digest":
-            raise AuthError(f"authentication scheme {scheme!r} is not Digest")
+        params = _parse_header(value)
         for required in ("realm", "nonce"):
             if required not in params:
                 raise AuthError(f"digest challenge without {required}")
@@ -292,9 +292,7 @@ class _Credentials:
 
     @classmethod
     def parse(cls, value: str) -> _Credentials:
-        scheme, p = _parse_header(value)
-        if scheme.lower() != "digest":
-            raise AuthError(f"authentication scheme {scheme!r} is not Digest")
+        p = _parse_header(value)
         missing = [k for k in ("username", "realm", "nonce", "uri", "response") if k not in p]
         if missing:
             raise AuthError(f"credentials without {', '.join(missing)}")
