@@ -105,8 +105,8 @@ def _parse_header(value: str) -> dict[str, str]:
     if scheme.group(1).lower() != "digest":
         raise AuthError(f"authentication scheme {scheme.group(1)!r} is not Digest")
     params: dict[str, str] = {}
-    pos = scheme.end()
-    while pos < len(value.rstrip()):
+    pos, end = scheme.end(), len(value.rstrip())
+    while pos < end:
         name = _NAME.match(value, pos)
         if name is None:
             raise AuthError(f"expected name=value at offset {pos}")
@@ -119,7 +119,7 @@ def _parse_header(value: str) -> dict[str, str]:
         if separator is None:
             raise AuthError(f"expected ',' after parameter {key!r}")
         pos = separator.end()
-        if separator.group(1) == "," and pos >= len(value.rstrip()):
+        if separator.group(1) == "," and pos >= end:
             raise AuthError("trailing ',' after the last parameter")
     return params
 
@@ -258,6 +258,8 @@ def authorization(
 
 
 class Verdict(enum.Enum):
+    """What the registrar or UAS does with a request after :meth:`DigestServer.verify`."""
+
     OK = "ok"
     STALE = "stale"  # right password, nonce expired or not ours: re-challenge with stale=true
     DENIED = "denied"  # answer 401/407 with a fresh challenge (or 403 after repeated failures)
@@ -265,6 +267,8 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
+    """The verdict, a reason for the log (never a secret) and the claimed username."""
+
     verdict: Verdict
     reason: str = ""
     username: str | None = None

@@ -86,16 +86,17 @@ def test_rfc4566_example_fields() -> None:
 
 
 def test_pjsua_offer_fields() -> None:
+    # captured from pjsua2 2.15.1 (the project's reference phone) calling a UDP socket
     sd = SessionDescription.parse((VECTORS / "offer_pjsua.sdp").read_bytes())
     audio = sd.media[0]
     assert sd.bandwidths == (Bandwidth("AS", 84),)
     assert audio.bandwidths == (Bandwidth("TIAS", 64000),)
-    assert audio.connection == Connection("192.168.1.20")
+    assert audio.connection == Connection("192.0.2.2")
     assert audio.direction is Direction.SENDRECV
     names = [(c.name, c.clock_rate) for c in audio.codecs()]
     assert names[:4] == [("speex", 16000), ("speex", 8000), ("speex", 32000), ("iLBC", 8000)]
     assert audio.codecs()[3].fmtp == "mode=30"
-    assert Attribute("ssrc", "1437162813 cname:5c1a4d3f0b5e2a71") in audio.attributes
+    assert Attribute("ssrc", "2062016966 cname:0b8a02ad05657a08") in audio.attributes
 
 
 def test_bare_lf_line_endings_are_accepted() -> None:
