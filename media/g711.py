@@ -9,7 +9,8 @@ implement), evaluated once at import time with numpy over every possible input:
 
 * two decode tables of 256 int16 entries (code → linear sample), and
 * two encode tables of 65,536 uint8 entries indexed by the sample's bit pattern as uint16
-  (sample → code), so encoding a frame is one ``take`` and costs no arithmetic at run time.
+  (sample → code), so encoding a frame is one ``np.take`` (faster than fancy indexing) and
+  no arithmetic at run time.
 
 All four public functions accept arrays of any shape and return an array of the same shape, so
 the engine can encode or decode a whole ``(N, 160)`` tick in one call. The tables are read-only.
@@ -115,22 +116,22 @@ def _as_index(samples: NDArray[np.int16]) -> NDArray[np.uint16]:
 
 def ulaw_encode(samples: NDArray[np.int16]) -> NDArray[np.uint8]:
     """Encode int16 samples (any shape) to µ-law codes of the same shape."""
-    return _ULAW_ENC[_as_index(samples)]
+    return np.take(_ULAW_ENC, _as_index(samples))
 
 
 def ulaw_decode(codes: NDArray[np.uint8]) -> NDArray[np.int16]:
     """Decode µ-law codes (any shape) to int16 samples of the same shape."""
-    return _ULAW_DEC[np.asarray(codes, dtype=np.uint8)]
+    return np.take(_ULAW_DEC, np.asarray(codes, dtype=np.uint8))
 
 
 def alaw_encode(samples: NDArray[np.int16]) -> NDArray[np.uint8]:
     """Encode int16 samples (any shape) to A-law codes of the same shape."""
-    return _ALAW_ENC[_as_index(samples)]
+    return np.take(_ALAW_ENC, _as_index(samples))
 
 
 def alaw_decode(codes: NDArray[np.uint8]) -> NDArray[np.int16]:
     """Decode A-law codes (any shape) to int16 samples of the same shape."""
-    return _ALAW_DEC[np.asarray(codes, dtype=np.uint8)]
+    return np.take(_ALAW_DEC, np.asarray(codes, dtype=np.uint8))
 
 
 Encoder = Callable[[NDArray[np.int16]], NDArray[np.uint8]]
