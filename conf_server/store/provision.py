@@ -248,7 +248,7 @@ def _keychain(r: _Reader, file: Path) -> tuple[KeySpec, ...]:
             keys[code] = KeySpec(code, Role.parse(entry.table.get("role")))
         except ValueError as exc:
             entry.fail("role", str(exc))
-    return tuple(sorted(keys.values()))
+    return tuple(keys.values())  # file order: conflict errors name the entry's index
 
 
 def _pins(r: _Reader, file: Path) -> tuple[PinSpec, ...]:
@@ -259,7 +259,7 @@ def _pins(r: _Reader, file: Path) -> tuple[PinSpec, ...]:
         if pin in pins:
             entry.fail("pin", f"PIN {pin!r} appears twice in this room")
         pins[pin] = PinSpec(pin, entry.flag("organizer"))
-    return tuple(sorted(pins.values()))
+    return tuple(pins.values())
 
 
 def _room(file: Path, key: str, table: object) -> _Item:
@@ -318,6 +318,11 @@ def _check_duplicates(file: Path, items: dict[str, list[_Item]]) -> None:
                     file, item.key, f"{natural!r} is already defined at {seen[natural]}"
                 )
             seen[natural] = item.key
+
+
+def _canonical(spec: RoomSpec) -> RoomSpec:
+    """The order ``RoomInfo.spec()`` uses, so equal rooms compare equal."""
+    return replace(spec, keychain=tuple(sorted(spec.keychain)), pins=tuple(sorted(spec.pins)))
 
 
 # --- applying it ------------------------------------------------------------------------------
@@ -437,7 +442,7 @@ class _Applier:
         created = row is None
         if row is None:
             row = MeetingRoom(created=self.store.now())
-        elif ops.room_info(row).spec() == spec:
+        elif ops.room_info(row).spec() == _canonical(spec):
             await self._claim(item, row)  # claims were cleared for the whole file: restore
             self.count("rooms", created=False, changed=False)
             return
