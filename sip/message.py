@@ -113,11 +113,11 @@ class Headers:
 
     def cached(self, key: str, build: Callable[[], _T]) -> _T:
         """Memoise a parsed view of these headers until the next mutation."""
-        try:
-            return self._cache[key]  # type: ignore[no-any-return]
-        except KeyError:
-            value = self._cache[key] = build()
-            return value
+        cache = self._cache
+        if key in cache:
+            return cache[key]  # type: ignore[no-any-return]
+        value = cache[key] = build()
+        return value
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
