@@ -264,11 +264,16 @@ class UasSide(EndpointBase):
 
     def _dialog_info(self, entry: ServerEntry, dialog: Dialog, now: float) -> None:
         req = entry.request
-        # Other INFO packages are acknowledged and ignored (RFC 6086 §4.2.2 legacy usage).
-        digit = parse_dtmf_relay(req.body) if is_dtmf_relay(req) else None
+        # Every INFO is acknowledged: other packages and signals we do not understand (flash,
+        # a garbled body) are ignored rather than refused, as phones do not expect errors here.
         self._respond(entry, 200, now)
-        if digit is not None:
-            self._emit(DtmfInfo(dialog.id, digit[0], digit[1]))
+        if not is_dtmf_relay(req):
+            return
+        try:
+            digit, duration = parse_dtmf_relay(req.body)
+        except ParseError:
+            return
+        self._emit(DtmfInfo(dialog.id, digit, duration))
 
     # -- the runtime's answers ---------------------------------------------------------------
 

@@ -30,12 +30,13 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sip.errors import ParseError
 from sip.events import Address
 from sip.headers import Via
 from sip.message import KNOWN_METHODS, Request
 from sip.timers import is_reliable
 from sip.uac import ALLOW
-from sip.uri import SipUri, find_param
+from sip.uri import find_param
 
 ALLOWED_METHODS = frozenset(m.strip() for m in ALLOW.split(","))
 SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel"})
@@ -171,16 +172,19 @@ def sendable(host: str) -> bool:
     return not (ip.is_multicast or ip.is_unspecified)
 
 
-def parse_dtmf_relay(body: bytes) -> tuple[str, int] | None:
-    """``Signal=5\\r\\nDuration=160`` → ("5", 160); None when there is no valid Signal."""
+def parse_dtmf_relay(body: bytes) -> tuple[str, int]:
+    """``Signal=5\r\nDuration=160`` → ("5", 160); ParseError when there is no valid Signal."""
     fields: dict[str, str] = {}
     for line in body.decode("ascii", "replace").splitlines():
         name, sep, value = line.partition("=")
         if sep:
             fields[name.strip().lower()] = value.strip()
-    digit = _DTMF_SIGNALS.get(fields.get("signal", "").upper())
+    signal = fields.get("signal")
+    if signal is None:
+        raise ParseError("dtmf-relay body has no Signal line")
+    digit = _DTMF_SIGNALS.get(signal.upper())
     if digit is None:
-        return None
+        raise ParseError(f"dtmf-relay Signal {signal[:10]!r} is not a DTMF key")
     duration = fields.get("duration", "")
     # 250 ms is the format's customary default; absurd values are clamped, never trusted.
     ms = int(duration) if duration.isdigit() and len(duration) <= 6 else 250
@@ -190,7 +194,3 @@ def parse_dtmf_relay(body: bytes) -> tuple[str, int] | None:
 def is_dtmf_relay(req: Request) -> bool:
     content_type = req.content_type
     return content_type is not None and _media_type(content_type) == DTMF_RELAY
-
-
-def request_uri_is_sip(req: Request) -> bool:
-    return isinstance(req.uri, SipUri)
