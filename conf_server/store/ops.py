@@ -56,7 +56,7 @@ from conf_server.store.records import (
 )
 
 # Access codes and PINs are keyed in and ended with "#", so "#" cannot be part of them.
-_CODE = re.compile(r"[0-9*]{1,32}")
+CODE_PATTERN = re.compile(r"[0-9*]{1,32}")
 _MEETING_NUMBER_TRIES = 64
 
 
@@ -272,7 +272,7 @@ def _check_codes(spec: RoomSpec) -> None:
         ("PIN", [pin.pin for pin in spec.pins]),
     ):
         for value in values:
-            if not _CODE.fullmatch(value):
+            if not CODE_PATTERN.fullmatch(value):
                 raise InvalidDataError(f"{what} {value!r} must be 1-32 keys of 0-9 and *")
             if values.count(value) > 1:
                 raise ConflictError(f"{what} {value!r} appears twice in the room")

@@ -57,7 +57,6 @@ raises ``ProvisionError`` whose message is ``FILE: KEY: REASON`` with KEY a path
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -92,12 +91,13 @@ from conf_server.store.records import (
 from conf_server.store.store import Store
 
 KINDS = ("subscribers", "did_groups", "dids", "rooms")
-_CODE = re.compile(r"[0-9*]{1,32}")
 _SUBSCRIBER_TEXT = ("first_name", "last_name", "email", "phone_number", "details")
 
 
 @dataclass
 class KindCount:
+    """Objects of one kind created, updated and left unchanged by one run."""
+
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -232,7 +232,7 @@ def _did(file: Path, key: str, table: object, region: str) -> _Item:
 
 def _code(r: _Reader, name: str, what: str) -> str:
     value = r.text(name)
-    if not _CODE.fullmatch(value):
+    if not ops.CODE_PATTERN.fullmatch(value):
         r.fail(name, f"{what} {value!r} must be 1-32 keys of 0-9 and *")
     return value
 

@@ -33,6 +33,8 @@ class CallFlowInfo:
 
 @dataclass(frozen=True)
 class DidGroupSpec:
+    """A DID group to write; ``attributes`` are its overrides (group bit 1)."""
+
     name: str
     call_flow_id: int = CONF_CALL_FLOW_ID
     description: str = ""
@@ -42,6 +44,8 @@ class DidGroupSpec:
 
 @dataclass(frozen=True)
 class DidGroupInfo:
+    """A DID group with its call flow."""
+
     id: int
     name: str
     call_flow: CallFlowInfo
@@ -94,6 +98,8 @@ class KeySpec:
 
 @dataclass(frozen=True)
 class KeyInfo:
+    """A stored keychain entry; ``id`` is the spec's Meeting Key id."""
+
     id: int
     code: str
     role: Role
@@ -101,6 +107,8 @@ class KeyInfo:
 
 @dataclass(frozen=True, order=True)
 class PinSpec:
+    """A PIN to write; ``organizer`` makes it join as host."""
+
     pin: str
     organizer: bool = False
 
@@ -143,6 +151,8 @@ class RoomSpec:
 
 @dataclass(frozen=True)
 class RoomInfo:
+    """A meeting room with its references, keychain and PINs."""
+
     id: int
     meeting_number: int
     description: str
