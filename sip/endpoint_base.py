@@ -49,6 +49,7 @@ from sip.transaction import (
     response_input,
 )
 from sip.uac import Local, build_in_dialog
+from sip.uas import sendable
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ class EndpointBase:
         self._events.append(event)
 
     def _send(self, data: bytes, dest: Address | None, transport: str) -> None:
-        if dest is not None:
+        # The last line of defence: whatever a peer wrote, we never send to a broadcast address.
+        if dest is not None and sendable(dest[0]):
             self._outbox.append(Outgoing(data, dest, transport))
 
     def _drain(self, tx: Transaction, dest: Address | None, transport: str) -> None:

@@ -55,6 +55,16 @@ def _remote_target(resp: Response, fallback: SipUri | AbsoluteUri) -> SipUri | A
     return fallback
 
 
+def _check_response(resp: Response) -> None:
+    """Parse up front every header a response handler reads, so that a malformed one is
+    dropped before it changes any state (ParseError)."""
+    _ = resp.call_id, resp.from_, resp.to
+    if 200 <= resp.status < 300:
+        for name in ("Contact", "Record-Route"):
+            for value in resp.headers.get_all(name):
+                NameAddr.parse(value)
+
+
 class UacSide(EndpointBase):
     """Requests we send, CANCEL and BYE, and what their responses mean."""
 
@@ -153,6 +163,7 @@ class UacSide(EndpointBase):
     def _on_response(self, resp: Response, now: float) -> None:
         try:
             key = (resp.top_via.branch or "", resp.cseq.method)
+            _check_response(resp)
         except ParseError:
             return  # unreadable: nothing can be matched, and responses are never answered
         entry = self._client.get(key)

@@ -86,7 +86,7 @@ class UasSide(EndpointBase):
             validate_request(req)
             key = server_key(req)
         except ParseError as err:
-            self._unparseable(data, err, source)
+            self._unparseable(data, err, source, transport)
             return
         entry = self._server.get(key)
         if entry is not None:
@@ -106,14 +106,18 @@ class UasSide(EndpointBase):
         self._dispatch(entry, source, now)
         self._after_server(key, now)
 
-    def _unparseable(self, data: bytes, err: ParseError, source: Address) -> None:
-        """A stateless answer built from what could be recovered (§8.2, §21.4.1)."""
+    def _unparseable(
+        self, data: bytes, err: ParseError, source: Address, transport: str = "UDP"
+    ) -> None:
+        """A stateless answer built from what could be recovered (§8.2, §21.4.1).
+
+        It goes back to the packet's source: the Via may be exactly what failed to parse.
+        """
         answer = error_answer(data, err, tag(self.ids), source)
         if answer is None:
             self._emit(RequestDropped(source, f"unanswerable: {err}"))
             return
-        # Over TCP or with force_rport the source is right; otherwise the Via may be unreadable.
-        self._send(answer, source, "UDP")
+        self._send(answer, source, transport)
         self._emit(MessageRejected(source, err.status, str(err)))
 
     def _stateless_503(

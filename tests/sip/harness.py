@@ -10,6 +10,7 @@ with its time, direction and first line for the assertions.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,8 @@ class Pair:
     wire: list[Sent] = field(default_factory=list)
     losses: list[Rule] = field(default_factory=list)
     duplicates: list[Rule] = field(default_factory=list)
+    # Rewrites the n-th message put on the wire (0-based) before delivery: fuzzing in flight.
+    mangle: dict[int, Callable[[bytes], bytes]] = field(default_factory=dict)
 
     def lose(self, direction: str, prefix: str, times: float = math.inf) -> None:
         self.losses.append(Rule(direction, prefix, times))
@@ -73,13 +76,15 @@ class Pair:
         for out in outs:
             first = out.data.split(b"\r\n", 1)[0].decode("utf-8", "replace")
             lost = out.addr != target_addr or _consume(self.losses, direction, first)
-            self.wire.append(Sent(self.now, direction, first, out.data, lost))
+            rewrite = self.mangle.get(len(self.wire))
+            data = out.data if rewrite is None else rewrite(out.data)
+            self.wire.append(Sent(self.now, direction, first, data, lost))
             if lost:
                 continue
             source = A_ADDR if src == "a" else B_ADDR
             copies = 2 if _consume(self.duplicates, direction, first) else 1
             for _ in range(copies):
-                self.side(dst).receive_datagram(out.data, source, self.now, out.transport)
+                self.side(dst).receive_datagram(data, source, self.now, out.transport)
         return len(outs)
 
     def _collect(self) -> None:

@@ -3,12 +3,15 @@ banned sources, oversize datagrams; §18.2.2 / RFC 3581 destinations; TCP timers
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sip.events import IncomingInvite, MessageRejected, RequestDropped
+from sip.events import CallAnswered, IncomingInvite, MessageRejected, RequestDropped
 from sip.message import Response, parse_message
 from sip.protection import Guard, GuardConfig
+from sip.uri import SipUri
 from tests.sip.harness import A_ADDR, B_ADDR, make_endpoint, make_pair, raw_request
 
 PEER = ("198.51.100.7", 40000)
@@ -157,3 +160,68 @@ def test_arbitrary_bytes_never_break_the_endpoint(data: bytes) -> None:
     for out in ep.datagrams_to_send(0.0):
         assert isinstance(parse_message(out.data), Response)
     ep.handle_timer(100.0)
+
+
+def test_unparseable_request_over_tcp_is_answered_on_the_connection() -> None:
+    ep = make_endpoint(B_ADDR, "b")
+    bad = raw_request("OPTIONS").replace(b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS")
+    ep.receive_datagram(bad, PEER, 0.0, "TCP")
+    out = ep.datagrams_to_send(0.0)
+    assert [(o.addr, o.transport) for o in out] == [(PEER, "TCP")]
+    assert _statuses([o.data for o in out]) == [400]
+
+
+def test_malformed_2xx_is_dropped_before_it_changes_state() -> None:
+    pair = make_pair()
+    target = SipUri("sip", "100", B_ADDR[0], B_ADDR[1])
+    handle = pair.a.invite(target, b"v=0\r\n", 0.0, from_uri=SipUri("sip", "a", "127.0.0.1", None))
+    pair.pump()
+    invite = next(e for e in pair.take("b") if isinstance(e, IncomingInvite))
+    assert isinstance(invite, IncomingInvite)
+    # The first 200 on the wire gets an unparseable Contact; the retransmission is intact.
+    pair.mangle[len(pair.wire)] = lambda d: d.replace(b"Contact: <sip:", b"Contact: <bad sip:")
+    pair.b.answer(invite.invite_id, b"v=0\r\n", pair.now)
+    pair.run(2.0)
+    answered = [e for e in pair.take("a") if isinstance(e, CallAnswered)]
+    assert [e.handle for e in answered] == [handle]
+    assert [s.at for s in pair.sent("a>b", "ACK")] == [0.5]
+
+
+_MUTATIONS = st.sampled_from(["truncate", "flip", "drop-line", "garbage"])
+
+
+def _mutate(kind: str, pos: int) -> Callable[[bytes], bytes]:
+    def apply(data: bytes) -> bytes:
+        at = pos % max(len(data), 1)
+        if kind == "truncate":
+            return data[:at]
+        if kind == "flip":
+            return data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1 :]
+        if kind == "drop-line":
+            lines = data.split(b"\r\n")
+            del lines[at % len(lines)]
+            return b"\r\n".join(lines)
+        return data[:at] + b'\x00;,<>"@' + data[at:]
+
+    return apply
+
+
+@settings(max_examples=150, deadline=None)
+@given(index=st.integers(min_value=0, max_value=8), kind=_MUTATIONS, pos=st.integers(0, 2000))
+def test_a_call_with_one_mangled_message_never_raises(index: int, kind: str, pos: int) -> None:
+    pair = make_pair()
+    pair.mangle[index] = _mutate(kind, pos)
+    target = SipUri("sip", "100", B_ADDR[0], B_ADDR[1])
+    pair.a.invite(target, b"v=0\r\n", 0.0, from_uri=SipUri("sip", "a", "127.0.0.1", None))
+    pair.pump()
+    for event in pair.take("b"):
+        if isinstance(event, IncomingInvite):
+            pair.b.answer(event.invite_id, b"v=0\r\n", pair.now)
+    pair.run(1.0)
+    for event in pair.take("a"):
+        if isinstance(event, CallAnswered):
+            pair.a.hangup(event.dialog_id, pair.now)
+    pair.run(200.0)
+    # Whatever happened, every transaction and dialog wound down.
+    assert pair.a.get_timer() is None
+    assert pair.b.get_timer() is None
