@@ -138,6 +138,7 @@ class Dialog:
     retransmit: Retransmit | None = None
     incoming_reinvite: InviteId | None = None
     outgoing_reinvite: bool = False
+    armed: float | None = None  # the deadline last pushed on the endpoint's timer heap
 
     def feed(self, inp: DialogInput) -> tuple[DialogAction, ...]:
         """Apply one input; illegal ones raise ``DialogError``."""

@@ -31,10 +31,8 @@ answer 503 + Retry-After statelessly.  Every refusal of ours is reported as ``Me
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable
-from typing import ClassVar
 
-from sip.endpoint_base import ClientEntry, EndpointConfig, ServerEntry
+from sip.endpoint_base import ClientEntry, EndpointConfig, ServerEntry, TimerOwner
 from sip.endpoint_uac import UacSide
 from sip.endpoint_uas import UasSide
 from sip.errors import ParseError
@@ -79,32 +77,27 @@ class SipEndpoint(UasSide, UacSide):
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``."""
         while self._heap and self._heap[0][0] <= now:
-            deadline, _, kind, key = heapq.heappop(self._heap)
-            if self._owner_deadline(kind, key) != deadline:
+            deadline, _, owner = heapq.heappop(self._heap)
+            if not self._current(owner, deadline):
                 continue  # stale: the owner moved its deadline or is gone
-            self._armed.pop((kind, key), None)
-            self._FIRE[kind](self, key, now)
+            owner.armed = None
+            self._fire(owner, now)
 
     def next_event(self) -> Event | None:
         """The oldest event not yet taken, or None."""
         return self._events.popleft() if self._events else None
 
-    def _fire_server_key(self, key: Hashable, now: float) -> None:
-        entry: ServerEntry = self._server[key]  # type: ignore[index]
+    def _fire(self, owner: TimerOwner, now: float) -> None:
+        if isinstance(owner, ServerEntry):
+            self._fire_server(owner, now)
+        elif isinstance(owner, ClientEntry):
+            self._fire_client(owner, now)
+        else:
+            self._fire_dialog(owner, now)
+
+    def _fire_server(self, entry: ServerEntry, now: float) -> None:
+        # Server transactions only retransmit or expire; nothing goes up to the TU (§17.2).
         for timer in entry.tx.due(now):
             entry.tx.feed(timer, now)
             self._drain(entry.tx, entry.dest, entry.transport)
-        self._after_server(entry.tx.key, now)  # type: ignore[arg-type]
-
-    def _fire_client_key(self, key: Hashable, now: float) -> None:
-        entry: ClientEntry = self._client[key]  # type: ignore[index]
-        self._fire_client(entry, now)
-
-    def _fire_dialog_key(self, key: Hashable, now: float) -> None:
-        self._fire_dialog(self._dialogs[key], now)  # type: ignore[index]
-
-    _FIRE: ClassVar[dict[str, Callable[[SipEndpoint, Hashable, float], None]]] = {
-        "s": _fire_server_key,
-        "c": _fire_client_key,
-        "d": _fire_dialog_key,
-    }
+        self._after_server(entry)

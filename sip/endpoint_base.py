@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -109,15 +109,21 @@ class Purpose(Enum):
 
 @dataclass
 class ServerEntry:
+    key: ServerKey
     tx: Transaction
     request: Request
     dest: Address | None  # where responses go; None = nowhere (broadcast …)
     transport: str
     invite_id: InviteId | None = None
+    armed: float | None = None  # the deadline last pushed on the timer heap
+
+    def next_deadline(self) -> float | None:
+        return self.tx.next_deadline()
 
 
 @dataclass
 class ClientEntry:
+    key: ClientKey
     tx: Transaction
     request: Request
     dest: Address
@@ -126,6 +132,10 @@ class ClientEntry:
     handle: CallHandle | None = None
     dialog_id: DialogId | None = None
     ack: bytes = b""  # the ACK we sent for a 2xx: re-sent when the 2xx is retransmitted
+    armed: float | None = None
+
+    def next_deadline(self) -> float | None:
+        return self.tx.next_deadline()
 
 
 @dataclass
@@ -163,6 +173,9 @@ _END_REASONS = {
 }
 
 
+TimerOwner = ServerEntry | ClientEntry | Dialog
+
+
 class EndpointBase:
     """State and helpers shared by the UAS side, the UAC side and the façade."""
 
@@ -179,8 +192,7 @@ class EndpointBase:
         self._calls: dict[CallHandle, OutCall] = {}
         self._events: deque[Event] = deque()
         self._outbox: list[Outgoing] = []
-        self._heap: list[tuple[float, int, str, Hashable]] = []
-        self._armed: dict[tuple[str, Hashable], float] = {}
+        self._heap: list[tuple[float, int, TimerOwner]] = []
         self._seq = itertools.count()
         self._invite_seq = itertools.count(1)
 
@@ -200,36 +212,27 @@ class EndpointBase:
 
     # -- timers ------------------------------------------------------------------------------
 
-    def _owner_deadline(self, kind: str, key: Hashable) -> float | None:
-        owner: ServerEntry | ClientEntry | Dialog | None
-        if kind == "s":
-            owner = self._server.get(key)  # type: ignore[call-overload]
-        elif kind == "c":
-            owner = self._client.get(key)  # type: ignore[call-overload]
-        else:
-            owner = self._dialogs.get(key)  # type: ignore[call-overload]
-        if owner is None:
-            return None
+    def _live(self, owner: TimerOwner) -> bool:
+        """Whether the owner is still in its table (a removed one keeps no timers)."""
         if isinstance(owner, Dialog):
-            return owner.next_deadline()
-        return owner.tx.next_deadline()
+            return self._dialogs.get(owner.id) is owner
+        if isinstance(owner, ServerEntry):
+            return self._server.get(owner.key) is owner
+        return self._client.get(owner.key) is owner
 
-    def _rearm(self, kind: str, key: Hashable) -> None:
+    def _current(self, owner: TimerOwner, deadline: float) -> bool:
+        """Whether a heap entry still stands for the owner's earliest deadline."""
+        return self._live(owner) and owner.next_deadline() == deadline
+
+    def _rearm(self, owner: TimerOwner) -> None:
         """Push the owner's earliest deadline when it changed (lazy-deletion heap)."""
-        deadline = self._owner_deadline(kind, key)
-        slot = (kind, key)
-        if deadline is None:
-            self._armed.pop(slot, None)
-            return
-        if self._armed.get(slot) != deadline:
-            self._armed[slot] = deadline
-            heapq.heappush(self._heap, (deadline, next(self._seq), kind, key))
+        deadline = owner.next_deadline() if self._live(owner) else None
+        if deadline is not None and owner.armed != deadline:
+            heapq.heappush(self._heap, (deadline, next(self._seq), owner))
+        owner.armed = deadline
 
     def _pop_stale(self) -> None:
-        while self._heap:
-            deadline, _, kind, key = self._heap[0]
-            if self._owner_deadline(kind, key) == deadline:
-                return
+        while self._heap and not self._current(self._heap[0][2], self._heap[0][0]):
             heapq.heappop(self._heap)
 
     # -- transactions ------------------------------------------------------------------------
@@ -244,7 +247,7 @@ class EndpointBase:
     ) -> ServerEntry:
         kind = InviteServer if req.method == "INVITE" else NonInviteServer
         tx = kind(key=key, config=self.timers, reliable=is_reliable(transport), now=now)
-        entry = ServerEntry(tx, req, dest, transport)
+        entry = ServerEntry(key, tx, req, dest, transport)
         self._server[key] = entry
         return entry
 
@@ -269,7 +272,7 @@ class EndpointBase:
         resp = make_response(req, status, reason, to_tag=to_tag, headers=extra, body=body)
         entry.tx.feed(response_input(status, server=True), now, bytes(resp))
         self._drain(entry.tx, entry.dest, entry.transport)
-        self._after_server(entry.tx.key, now)  # type: ignore[arg-type]
+        self._after_server(entry)
 
     def _reject(
         self,
@@ -283,13 +286,12 @@ class EndpointBase:
         self._respond(entry, status, now, headers=headers)
         self._emit(MessageRejected(source, status, f"{entry.request.method} refused"))
 
-    def _after_server(self, key: ServerKey, now: float) -> None:
-        entry = self._server.get(key)
-        if entry is not None and entry.tx.terminated:
-            del self._server[key]
+    def _after_server(self, entry: ServerEntry) -> None:
+        if entry.tx.terminated and self._server.get(entry.key) is entry:
+            del self._server[entry.key]
             if entry.invite_id is not None:
                 self._incoming.pop(entry.invite_id, None)
-        self._rearm("s", key)
+        self._rearm(entry)
 
     def _new_client(
         self,
@@ -307,17 +309,16 @@ class EndpointBase:
         tx = kind(
             key=key, config=self.timers, reliable=is_reliable(transport), now=now, data=bytes(req)
         )
-        entry = ClientEntry(tx, req, dest, transport, purpose, handle, dialog_id)
+        entry = ClientEntry(key, tx, req, dest, transport, purpose, handle, dialog_id)
         self._client[key] = entry
         self._drain(tx, dest, transport)
-        self._rearm("c", key)
+        self._rearm(entry)
         return entry
 
-    def _after_client(self, key: ClientKey) -> None:
-        entry = self._client.get(key)
-        if entry is not None and entry.tx.terminated:
-            del self._client[key]
-        self._rearm("c", key)
+    def _after_client(self, entry: ClientEntry) -> None:
+        if entry.tx.terminated and self._client.get(entry.key) is entry:
+            del self._client[entry.key]
+        self._rearm(entry)
 
     # -- dialogs -----------------------------------------------------------------------------
 
@@ -372,11 +373,11 @@ class EndpointBase:
         if dialog.terminated:
             self._drop_dialog(dialog, now)
         else:
-            self._rearm("d", dialog.id)
+            self._rearm(dialog)
 
     def _drop_dialog(self, dialog: Dialog, now: float) -> None:
         self._dialogs.pop(dialog.id, None)
-        self._rearm("d", dialog.id)
+        self._rearm(dialog)
         pending = dialog.incoming_reinvite
         if pending is not None:
             # §15.1.2: requests still pending in a dialog that ends are answered 487.

@@ -100,7 +100,7 @@ class UacSide(EndpointBase):
         dest = addr or (target.host, target.port or 5060)
         handle = CallHandle(req.call_id, local_tag)
         entry = self._new_client(req, dest, transport, Purpose.CALL, now, handle=handle)
-        self._calls[handle] = OutCall(handle, entry.tx.key, req, dest, transport)  # type: ignore[arg-type]
+        self._calls[handle] = OutCall(handle, entry.key, req, dest, transport)
         return handle
 
     def hangup(self, target: DialogId | CallHandle, now: float) -> None:
@@ -156,7 +156,7 @@ class UacSide(EndpointBase):
         entry = self._client.get(call.key)
         if entry is not None:
             entry.tx.feed(TxInput.CANCEL_SENT, now)
-            self._rearm("c", call.key)
+            self._rearm(entry)
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -178,7 +178,7 @@ class UacSide(EndpointBase):
         self._drain(entry.tx, entry.dest, entry.transport)
         if notice is Notice.DELIVER:
             self._ON_RESPONSE[entry.purpose](self, entry, resp, now)
-        self._after_client(key)
+        self._after_client(entry)
 
     def _call_response(self, entry: ClientEntry, resp: Response, now: float) -> None:
         if entry.ack:
@@ -268,7 +268,7 @@ class UacSide(EndpointBase):
             self._drain(entry.tx, entry.dest, entry.transport)
             if notice in (Notice.TIMEOUT, Notice.ERROR):
                 self._ON_TIMEOUT[entry.purpose](self, entry, now)
-        self._after_client(entry.tx.key)  # type: ignore[arg-type]
+        self._after_client(entry)
 
     def _call_timeout(self, entry: ClientEntry, now: float) -> None:
         call = self._calls.pop(entry.handle, None) if entry.handle is not None else None

@@ -104,7 +104,7 @@ class UasSide(EndpointBase):
             return
         entry = self._new_server(key, req, dest, transport, now)
         self._dispatch(entry, source, now)
-        self._after_server(key, now)
+        self._after_server(entry)
 
     def _unparseable(
         self, data: bytes, err: ParseError, source: Address, transport: str = "UDP"
@@ -143,7 +143,7 @@ class UasSide(EndpointBase):
         inp = TxInput.ACK if req.method == "ACK" else TxInput.REQUEST
         notice = entry.tx.feed(inp, now)
         self._drain(entry.tx, entry.dest, entry.transport)
-        self._after_server(entry.tx.key, now)  # type: ignore[arg-type]
+        self._after_server(entry)
         if notice is Notice.DELIVER:
             # RFC 6026: an ACK in Accepted (a peer reusing the INVITE branch) goes to the TU.
             self._on_ack(req, now)
@@ -186,7 +186,7 @@ class UasSide(EndpointBase):
         invite_id = self._next_invite_id()
         entry.invite_id = invite_id
         self._incoming[invite_id] = Incoming(
-            entry.tx.key,  # type: ignore[arg-type]
+            entry.key,
             req,
             tag(self.ids),
             source,
@@ -202,7 +202,7 @@ class UasSide(EndpointBase):
         self._reject(entry, 481, now, source)
 
     def _on_cancel(self, entry: ServerEntry, source: Address, now: float) -> None:
-        invite = self._server.get(with_method(entry.tx.key, "INVITE"))  # type: ignore[arg-type]
+        invite = self._server.get(with_method(entry.key, "INVITE"))
         if invite is None:
             self._reject(entry, 481, now, source)
             return
@@ -247,7 +247,7 @@ class UasSide(EndpointBase):
         entry.invite_id = invite_id
         dialog.incoming_reinvite = invite_id
         self._incoming[invite_id] = Incoming(
-            entry.tx.key,  # type: ignore[arg-type]
+            entry.key,
             req,
             dialog.id.local_tag,
             dialog.addr,
@@ -368,7 +368,7 @@ class UasSide(EndpointBase):
         dialog.retransmit = self._send_2xx(entry, incoming, body, now, headers)
         self._incoming.pop(invite_id, None)
         self._dialogs[dialog.id] = dialog
-        self._rearm("d", dialog.id)
+        self._rearm(dialog)
         return dialog.id
 
     def answer_reinvite(self, reinvite_id: InviteId, status: int, body: bytes, now: float) -> None:
@@ -380,7 +380,7 @@ class UasSide(EndpointBase):
         self._finish_incoming(reinvite_id, incoming)
         if 200 <= status < 300:
             dialog.retransmit = self._send_2xx(entry, incoming, body, now, ())
-            self._rearm("d", dialog.id)
+            self._rearm(dialog)
             return
         self._respond(entry, status, now, to_tag=incoming.local_tag, body=body)
 
@@ -398,7 +398,7 @@ class UasSide(EndpointBase):
         if now >= pending.next_at:
             self._send(pending.data, pending.dest, dialog.transport)
             pending.advance(now, self.timers)
-        self._rearm("d", dialog.id)
+        self._rearm(dialog)
 
 
 UasSide._OUT_OF_DIALOG = {
