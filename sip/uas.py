@@ -26,6 +26,7 @@ INFO with ``application/dtmf-relay`` (the de-facto Cisco format, ``Signal=5`` /
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,6 +162,7 @@ def response_destination(
     return dest if sendable(dest[0]) else None
 
 
+@functools.lru_cache(maxsize=4096)
 def sendable(host: str) -> bool:
     """False for broadcast, multicast and unspecified addresses; names are left to the runtime."""
     try:

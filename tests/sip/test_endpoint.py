@@ -6,6 +6,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sip.errors import DialogError
 from sip.events import (
@@ -269,3 +271,32 @@ def test_answer_requires_a_pending_invite() -> None:
         pair.b.send_response(invite.invite_id, 200, pair.now)
     with pytest.raises(DialogError):
         pair.a.hangup(DialogId("nope", "x", "y"), pair.now)
+
+
+@settings(max_examples=120, deadline=None)
+@given(lost=st.sets(st.integers(min_value=0, max_value=30), max_size=6))
+def test_any_loss_pattern_winds_down_cleanly(lost: set[int]) -> None:
+    """Whatever messages are lost, no exception, events stay coherent, timers run out."""
+    pair = make_pair()
+    for index in lost:
+        pair.mangle[index] = lambda _data: b""  # an empty datagram is ignored: a loss
+    handle = pair.a.invite(TARGET, OFFER, pair.now, from_uri=CALLER)
+    pair.run(1.0)
+    for event in pair.take("b"):
+        if isinstance(event, IncomingInvite):
+            pair.b.answer(event.invite_id, ANSWER, pair.now)
+    pair.run(2.0)
+    a_events = pair.take("a")
+    answered = [e for e in a_events if isinstance(e, CallAnswered)]
+    failed = [e for e in a_events if isinstance(e, CallFailed)]
+    assert len(answered) + len(failed) <= 1
+    if answered:
+        pair.a.hangup(answered[0].dialog_id, pair.now)
+    elif not failed:
+        pair.a.hangup(handle, pair.now)
+    pair.run(300.0)
+    assert pair.a.get_timer() is None
+    assert pair.b.get_timer() is None
+    b_events = pair.take("b")
+    assert len(_only(b_events, CallConfirmed)) <= 1
+    assert len(_only(b_events, CallEnded)) <= 1
