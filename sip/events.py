@@ -87,8 +87,9 @@ class CallEnded:
 
     ``reason``: ``remote_bye``, ``local_bye``, ``ack_timeout`` (no ACK for our 2xx within
     64·T1, we sent BYE), ``timeout`` (an in-dialog request got no answer, §12.2.1.2),
-    ``dialog_gone`` (the peer answered 481), ``cancelled`` (a call we cancelled was answered
-    anyway and we sent BYE at once).
+    ``dialog_gone`` (the peer answered 481).  A call we cancelled that is answered anyway is
+    ACKed and released with BYE at once and reported as ``CallFailed(status=487)``: the
+    runtime never sees that dialog.
     """
 
     dialog_id: DialogId
