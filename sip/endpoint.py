@@ -57,7 +57,7 @@ class SipEndpoint(UasSide, UacSide):
         try:
             message = parse_message(data)
         except ParseError as err:
-            self._unparseable(data, err, addr, transport.upper())
+            self._unparseable(data, err, addr, now, transport.upper())
             return
         if isinstance(message, Response):
             self._on_response(message, now)

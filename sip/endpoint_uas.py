@@ -86,7 +86,7 @@ class UasSide(EndpointBase):
             validate_request(req)
             key = server_key(req)
         except ParseError as err:
-            self._unparseable(data, err, source, transport)
+            self._unparseable(data, err, source, now, transport)
             return
         entry = self._server.get(key)
         if entry is not None:
@@ -107,12 +107,17 @@ class UasSide(EndpointBase):
         self._after_server(entry)
 
     def _unparseable(
-        self, data: bytes, err: ParseError, source: Address, transport: str = "UDP"
+        self, data: bytes, err: ParseError, source: Address, now: float, transport: str
     ) -> None:
         """A stateless answer built from what could be recovered (§8.2, §21.4.1).
 
         It goes back to the packet's source: the Via may be exactly what failed to parse.
+        Garbage counts against the source's rate like any new request, so that a flood of
+        it is not answered (no reflection).
         """
+        if self.guard is not None and not self.guard.allow(source[0], now):
+            self._emit(RequestDropped(source, "banned"))
+            return
         answer = error_answer(data, err, tag(self.ids), source)
         if answer is None:
             self._emit(RequestDropped(source, f"unanswerable: {err}"))

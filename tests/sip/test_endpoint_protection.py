@@ -225,3 +225,11 @@ def test_a_call_with_one_mangled_message_never_raises(index: int, kind: str, pos
     # Whatever happened, every transaction and dialog wound down.
     assert pair.a.get_timer() is None
     assert pair.b.get_timer() is None
+
+
+def test_garbage_from_a_flooding_source_is_not_answered() -> None:
+    pair = make_pair(guard=Guard(GuardConfig(window=2.0, limit=3)))
+    bad = raw_request("OPTIONS").replace(b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS")
+    answered = [len(pair.inject("b", bad, PEER)) for _ in range(6)]
+    assert answered == [1, 1, 1, 0, 0, 0]
+    assert RequestDropped(PEER, "banned") in pair.take("b")
