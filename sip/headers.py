@@ -12,13 +12,16 @@ one SP) and is parsed only when someone asks for it. The helpers here work on su
 
 The value types :class:`NameAddr` (From/To/Contact/Route/Record-Route), :class:`Via` (with
 RFC 3581 ``rport`` and RFC 5118 bracketed or bare IPv6 ``received``) and :class:`CSeq` are
-frozen dataclasses with ``parse`` and ``__str__``.
+frozen dataclasses with ``parse`` and ``__str__``. :class:`Headers` is a message's ordered
+multi-map of header lines (re-exported by ``sip.message``), with a cache for parsed views.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sip.errors import ParseError
 from sip.uri import (
@@ -38,7 +41,9 @@ TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 # IPv6, which RFC 5118 §4.5 asks us to accept in ``received``).
 _GEN_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
 _QUOTED_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 _CSEQ_MAX = 2**31 - 1
+_T = TypeVar("_T")
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -72,6 +77,9 @@ _COMPACT = dict(
 # lower-case spelling (long or compact) -> (lookup key, canonical name)
 CANONICAL: dict[str, tuple[str, str]] = {n.lower(): (n.lower(), n) for n in _NAMES}
 CANONICAL.update({c: (n.lower(), n) for c, n in _COMPACT.items()})
+# The same entries under their usual spellings, so the common case skips ``str.lower``.
+EXACT_NAMES = {**CANONICAL, **{n: (n.lower(), n) for n in _NAMES}}
+EXACT_NAMES.update({c.upper(): CANONICAL[c] for c in _COMPACT})
 
 # Headers whose grammar is a comma list (RFC 3261 §20 ``#`` / ``*(COMMA ...)`` rules). The
 # authentication headers are not: their credentials contain commas.
@@ -89,7 +97,7 @@ LIST_KEYS = frozenset(
 
 def canonical_name(name: str) -> tuple[str, str]:
     """(lookup key, canonical spelling) of a header name; ParseError if it is not a token."""
-    entry = CANONICAL.get(name.lower())
+    entry = EXACT_NAMES.get(name) or CANONICAL.get(name.lower())
     if entry is not None:
         return entry
     if not TOKEN_RE.fullmatch(name):
@@ -174,7 +182,8 @@ def parse_params(text: str) -> Params:
 def unquote(value: str) -> str:
     """The content of a quoted-string with quoted-pairs resolved (plain tokens unchanged)."""
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1], flags=re.DOTALL)
+        inner = value[1:-1]
+        return _QUOTED_PAIR_RE.sub(r"\1", inner) if "\\" in inner else inner
     return value
 
 
@@ -378,3 +387,129 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+class Headers:
+    """An ordered multi-map of header lines with canonical names and case-insensitive lookup.
+
+    One entry per header line as received (a line may hold a comma list); ``get_all`` splits
+    list-valued headers into their elements.
+    """
+
+    __slots__ = ("_cache", "_items")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str, str]] = []
+        self._cache: dict[str, Any] = {}
+        for name, value in items:
+            self.add(name, value)
+
+    @classmethod
+    def _trusted(cls, items: list[tuple[str, str, str]]) -> Headers:
+        """Wrap already-canonical (key, name, value) triples from the parser without copying."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._cache = {}
+        return headers
+
+    def get(self, name: str) -> str | None:
+        """The first value (the first list element for list headers), or None."""
+        key = canonical_name(name)[0]
+        for k, _, value in self._items:
+            if k == key:
+                return split_list(value)[0] if key in LIST_KEYS else value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value in order; comma lists of list headers are split into elements."""
+        key = canonical_name(name)[0]
+        values = [v for k, _, v in self._items if k == key]
+        if key not in LIST_KEYS:
+            return values
+        return [element for value in values for element in split_list(value)]
+
+    def lines(self, name: str) -> list[str]:
+        """The raw value of every line with this name (lists not split)."""
+        key = canonical_name(name)[0]
+        return [v for k, _, v in self._items if k == key]
+
+    def add(self, name: str, value: str) -> None:
+        """Append a header line."""
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header value for {name} contains CR or LF")
+        key, canonical = canonical_name(name)
+        self._items.append((key, canonical, value))
+        self._cache.clear()
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every line of this header by one line (at the first one's position)."""
+        key, canonical = canonical_name(name)
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header value for {name} contains CR or LF")
+        for i, (k, _, _) in enumerate(self._items):
+            if k == key:
+                self._items[i] = (key, canonical, value)
+                self._items[i + 1 :] = [t for t in self._items[i + 1 :] if t[0] != key]
+                self._cache.clear()
+                return
+        self.add(name, value)
+
+    def remove(self, name: str) -> None:
+        """Remove every line of this header (no error when absent)."""
+        key = canonical_name(name)[0]
+        self._items = [t for t in self._items if t[0] != key]
+        self._cache.clear()
+
+    def count(self, name: str) -> int:
+        """Number of lines carrying this header."""
+        key = canonical_name(name)[0]
+        return sum(1 for k, _, _ in self._items if k == key)
+
+    def cached(self, key: str, build: Callable[[], _T]) -> _T:
+        """Memoise a parsed view of these headers until the next mutation."""
+        cache = self._cache
+        if key in cache:
+            return cache[key]  # type: ignore[no-any-return]
+        value = cache[key] = build()
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = canonical_name(name)[0]
+        return key in [t[0] for t in self._items]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((name, value) for _, name, value in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(k, v) for k, _, v in self._items] == [(k, v) for k, _, v in other._items]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self)!r})"
+
+    def copy(self) -> Headers:
+        """An independent copy."""
+        return Headers._trusted(list(self._items))
+
+    def serialize(self, body_length: int) -> list[str]:
+        """``Name: value`` lines with Content-Length forced to ``body_length`` (added if absent)."""
+        out: list[str] = []
+        have_length = False
+        for key, name, value in self._items:
+            if key == "content-length":
+                if not have_length:
+                    out.append(f"Content-Length: {body_length}")
+                    have_length = True
+                continue
+            out.append(f"{name}: {value}")
+        if not have_length:
+            out.append(f"Content-Length: {body_length}")
+        return out

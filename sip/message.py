@@ -21,144 +21,40 @@ that failed to parse to answer it statelessly (never a response, never an ACK, n
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from sip.errors import ParseError
-from sip.headers import LIST_KEYS, TOKEN_RE, CSeq, NameAddr, Via, canonical_name, split_list
+from sip.headers import (
+    EXACT_NAMES,
+    TOKEN_RE,
+    CSeq,
+    Headers,
+    NameAddr,
+    Via,
+    canonical_name,
+)
 from sip.uri import AbsoluteUri, SipUri, parse_hostport, parse_uri
+
+__all__ = [
+    "KNOWN_METHODS",
+    "MAX_MESSAGE",
+    "REASONS",
+    "SINGLE_VALUE",
+    "Headers",
+    "Message",
+    "Request",
+    "Response",
+    "default_reason",
+    "error_response_for",
+    "make_response",
+    "parse_message",
+    "validate_request",
+]
 
 MAX_MESSAGE = 65535
 _FOLD_RE = re.compile(r"\r\n[ \t]+")
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
-_T = TypeVar("_T")
-
-
-class Headers:
-    """An ordered multi-map of header lines with canonical names and case-insensitive lookup.
-
-    One entry per header line as received (a line may hold a comma list); ``get_all`` splits
-    list-valued headers into their elements.
-    """
-
-    __slots__ = ("_cache", "_items")
-
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str, str]] = []
-        self._cache: dict[str, Any] = {}
-        for name, value in items:
-            self.add(name, value)
-
-    @classmethod
-    def _trusted(cls, items: list[tuple[str, str, str]]) -> Headers:
-        """Wrap already-canonical (key, name, value) triples from the parser without copying."""
-        headers = cls.__new__(cls)
-        headers._items = items
-        headers._cache = {}
-        return headers
-
-    def get(self, name: str) -> str | None:
-        """The first value (the first list element for list headers), or None."""
-        key = canonical_name(name)[0]
-        for k, _, value in self._items:
-            if k == key:
-                return split_list(value)[0] if key in LIST_KEYS else value
-        return None
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value in order; comma lists of list headers are split into elements."""
-        key = canonical_name(name)[0]
-        values = [v for k, _, v in self._items if k == key]
-        if key not in LIST_KEYS:
-            return values
-        return [element for value in values for element in split_list(value)]
-
-    def lines(self, name: str) -> list[str]:
-        """The raw value of every line with this name (lists not split)."""
-        key = canonical_name(name)[0]
-        return [v for k, _, v in self._items if k == key]
-
-    def add(self, name: str, value: str) -> None:
-        """Append a header line."""
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"header value for {name} contains CR or LF")
-        key, canonical = canonical_name(name)
-        self._items.append((key, canonical, value))
-        self._cache.clear()
-
-    def set(self, name: str, value: str) -> None:
-        """Replace every line of this header by one line (at the first one's position)."""
-        key, canonical = canonical_name(name)
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"header value for {name} contains CR or LF")
-        for i, (k, _, _) in enumerate(self._items):
-            if k == key:
-                self._items[i] = (key, canonical, value)
-                self._items[i + 1 :] = [t for t in self._items[i + 1 :] if t[0] != key]
-                self._cache.clear()
-                return
-        self.add(name, value)
-
-    def remove(self, name: str) -> None:
-        """Remove every line of this header (no error when absent)."""
-        key = canonical_name(name)[0]
-        self._items = [t for t in self._items if t[0] != key]
-        self._cache.clear()
-
-    def count(self, name: str) -> int:
-        """Number of lines carrying this header."""
-        key = canonical_name(name)[0]
-        return sum(1 for k, _, _ in self._items if k == key)
-
-    def cached(self, key: str, build: Callable[[], _T]) -> _T:
-        """Memoise a parsed view of these headers until the next mutation."""
-        cache = self._cache
-        if key in cache:
-            return cache[key]  # type: ignore[no-any-return]
-        value = cache[key] = build()
-        return value
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        key = canonical_name(name)[0]
-        return any(k == key for k, _, _ in self._items)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return ((name, value) for _, name, value in self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Headers):
-            return NotImplemented
-        return [(k, v) for k, _, v in self._items] == [(k, v) for k, _, v in other._items]
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Headers({list(self)!r})"
-
-    def copy(self) -> Headers:
-        """An independent copy."""
-        return Headers._trusted(list(self._items))
-
-    def serialize(self, body_length: int) -> list[str]:
-        """``Name: value`` lines with Content-Length forced to ``body_length`` (added if absent)."""
-        out: list[str] = []
-        have_length = False
-        for key, name, value in self._items:
-            if key == "content-length":
-                if not have_length:
-                    out.append(f"Content-Length: {body_length}")
-                    have_length = True
-                continue
-            out.append(f"{name}: {value}")
-        if not have_length:
-            out.append(f"Content-Length: {body_length}")
-        return out
 
 
 def _required(headers: Headers, name: str) -> str:
@@ -303,13 +199,16 @@ def split_head(data: bytes) -> tuple[list[str], bytes]:
 
 def _header_items(lines: list[str]) -> list[tuple[str, str, str]]:
     items: list[tuple[str, str, str]] = []
-    canonical = canonical_name
+    append = items.append
+    exact = EXACT_NAMES.get  # the hot loop of the parser: skip the call for usual spellings
     for line in lines:
         name, sep, value = line.partition(":")
         if not sep:
             raise ParseError(f"header line without colon: {line[:40]!r}")
-        key, cname = canonical(name.rstrip(" \t"))
-        items.append((key, cname, value.strip(" \t")))
+        entry = exact(name)
+        if entry is None:
+            entry = canonical_name(name.rstrip(" \t"))
+        append((entry[0], entry[1], value.strip(" \t")))
     return items
 
 
@@ -385,6 +284,8 @@ SINGLE_VALUE = _words(
     "Organization Timestamp User-Agent Server Retry-After Session-Expires Min-SE RSeq RAck "
     "Event Refer-To Replaces"
 )
+_SPACE_RE = re.compile(r"\s")
+_SINGLE_KEYS = frozenset(n.lower() for n in SINGLE_VALUE)
 _REQUIRED = ("To", "From", "Call-ID", "CSeq", "Via")
 _LENIENT_VIA_RE = re.compile(r"\s*[^/,]+/[^/,]+/\s*[^\s/,;]+\s+([^;,\s]+)")
 _MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+/[A-Za-z0-9\-.!%*_+`'~]+")
@@ -397,9 +298,12 @@ def _check_required(req: Request) -> None:
 
 
 def _check_single(req: Request) -> None:
-    for name in SINGLE_VALUE:
-        if req.headers.count(name) > 1:
-            raise ParseError(f"more than one {name} header")
+    seen: set[str] = set()
+    for key, name, _ in req.headers._items:
+        if key in _SINGLE_KEYS:
+            if key in seen:
+                raise ParseError(f"more than one {name} header")
+            seen.add(key)
 
 
 def _check_request_uri(req: Request) -> None:
@@ -421,7 +325,7 @@ def _check_addresses(req: Request) -> None:
 
 def _check_call_id(req: Request) -> None:
     call_id = req.call_id
-    if not call_id or any(c.isspace() for c in call_id):
+    if not call_id or _SPACE_RE.search(call_id):
         raise ParseError(f"invalid Call-ID {call_id!r}")
 
 

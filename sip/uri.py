@@ -222,10 +222,13 @@ class AbsoluteUri:
 def parse_uri(text: str) -> SipUri | AbsoluteUri:
     """Parse a Request-URI or a URI inside a name-addr: SipUri for sip/sips/tel, else opaque."""
     scheme, sep, rest = text.partition(":")
+    lscheme = scheme.lower()
+    if sep and lscheme in ("sip", "sips"):
+        return _parse_sip(lscheme, rest, text)
     if not sep or not _SCHEME_RE.fullmatch(scheme):
         raise _bad("scheme", text)
-    if scheme.lower() in ("sip", "sips", "tel"):
-        return SipUri.parse(text)
+    if lscheme == "tel":
+        return _parse_tel(rest, text)
     if not _OPAQUE_RE.fullmatch(rest):
         raise _bad("absolute URI", text)
     return AbsoluteUri(scheme, rest)
