@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -164,6 +164,11 @@ class OutCall:
     cancelled: bool = False
     dialog_id: DialogId | None = None
 
+
+_ANNOUNCE: dict[DialogAction, Callable[[DialogId, str], Event]] = {
+    DialogAction.CONFIRM: lambda dialog_id, _reason: CallConfirmed(dialog_id),
+    DialogAction.ENDED: CallEnded,
+}
 
 _END_REASONS = {
     DialogInput.ACK: "local_bye",  # the ACK released a BYE held back by §15
@@ -362,14 +367,15 @@ class EndpointBase:
         *,
         announce: bool = True,
     ) -> None:
-        """Apply a dialog transition and carry out what it asks for."""
+        """Apply a dialog transition and carry out what it asks for.
+
+        ``announce=False`` keeps the runtime from hearing about a dialog it never saw.
+        """
         for action in dialog.feed(inp):
             if action is DialogAction.SEND_BYE:
                 self._send_in_dialog(dialog, "BYE", Purpose.BYE, now)
-            elif announce and action is DialogAction.CONFIRM:
-                self._emit(CallConfirmed(dialog.id))
-            elif announce and action is DialogAction.ENDED:
-                self._emit(CallEnded(dialog.id, reason or _END_REASONS[inp]))
+            elif announce:
+                self._emit(_ANNOUNCE[action](dialog.id, reason or _END_REASONS.get(inp, "")))
         if dialog.terminated:
             self._drop_dialog(dialog, now)
         else:
