@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sip.dialog import Dialog
-from sip.headers import NameAddr
-from sip.message import Headers, Request, Response
+from sip.headers import Headers, NameAddr
+from sip.message import Request, Response
 from sip.uri import AbsoluteUri, SipUri, format_host
 
 MAX_FORWARDS = "70"
