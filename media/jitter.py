@@ -107,32 +107,52 @@ _EMPTY, _PLAYED, _CONCEALED, _COMFORT = (int(s) for s in FrameStatus)
     _C_RECEIVED,
 ) = (int(c) for c in Counter)
 
-# Per-leg state arrays and the value a fresh (or reset) leg starts with.
-_RESET_VALUES: dict[str, float | int | bool] = {
-    "state": LegState.IDLE,
-    "ssrc": -1,
-    "base_ts": 0,
-    "play": 0,
-    "newest": -1,
-    "max_seq": 0,
-    "base_seq": 0,
-    "stream_received": 0,
-    "lost_before": 0,
-    "last_index": 0,
-    "quiet_until": 0,
-    "first_arrival": _NEVER,
-    "last_arrival": _NEVER,
-    "last_ts": 0,
-    "has_played": False,
-    "conceal_run": 0,
-    "level": 0.0,
-    "above": 0,
-    "below": 0,
+# Per-leg state arrays: dtype and the value a fresh (or reset) leg starts with.
+_STATE: dict[str, tuple[type[np.generic], float]] = {
+    "state": (np.int8, _IDLE),
+    "ssrc": (np.int64, -1),  # -1: not known (put without ssrc)
+    "base_ts": (np.int64, 0),  # RTP timestamp of frame index 0 of the current stream
+    "play": (np.int64, 0),  # frame index to play next
+    "newest": (np.int64, -1),  # highest frame index stored
+    "max_seq": (np.int64, 0),  # extended highest sequence number (RFC 3550 A.1)
+    "base_seq": (np.int64, 0),
+    "stream_received": (np.int64, 0),
+    "lost_before": (np.int64, 0),  # loss of earlier streams on this leg
+    "last_index": (np.int64, 0),  # frame index of the highest sequence number
+    "quiet_until": (np.int64, 0),  # frames before this index were declared silence
+    "first_arrival": (np.float64, _NEVER),  # when BUFFERING got its first frame
+    "last_arrival": (np.float64, _NEVER),
+    "last_ts": (np.int64, 0),
+    "has_played": (np.bool_, False),
+    "conceal_run": (np.int64, 0),
+    "level": (np.float64, 0.0),  # averaged queue depth, frames
+    "above": (np.int64, 0),  # ticks the depth has been above target
+    "below": (np.int64, 0),
 }
 
 
 class JitterBank:
     """Jitter buffers for ``legs`` leg slots sharing one set of arrays."""
+
+    state: NDArray[np.int8]
+    ssrc: NDArray[np.int64]
+    base_ts: NDArray[np.int64]
+    play: NDArray[np.int64]
+    newest: NDArray[np.int64]
+    max_seq: NDArray[np.int64]
+    base_seq: NDArray[np.int64]
+    stream_received: NDArray[np.int64]
+    lost_before: NDArray[np.int64]
+    last_index: NDArray[np.int64]
+    quiet_until: NDArray[np.int64]
+    first_arrival: NDArray[np.float64]
+    last_arrival: NDArray[np.float64]
+    last_ts: NDArray[np.int64]
+    has_played: NDArray[np.bool_]
+    conceal_run: NDArray[np.int64]
+    level: NDArray[np.float64]
+    above: NDArray[np.int64]
+    below: NDArray[np.int64]
 
     def __init__(
         self,
@@ -160,12 +180,10 @@ class JitterBank:
             raise MediaConfigError(
                 f"conceal_frames {conceal_frames} / drift_hold {drift_hold} out of range"
             )
-        self.legs, self.slots, self.conceal_frames, self.drift_hold = (
-            legs,
-            slots,
-            conceal_frames,
-            drift_hold,
-        )
+        self.legs = legs
+        self.slots = slots
+        self.conceal_frames = conceal_frames
+        self.drift_hold = drift_hold
         self._fade = 1.0 - np.arange(1, conceal_frames + 1) / (conceal_frames + 1.0)
         self._noise = comfort_noise(_NOISE_FRAMES, comfort_dbov, rng).reshape(-1, FRAME)
         self.buf = np.zeros((legs, slots, FRAME), dtype=np.int16)
@@ -182,25 +200,8 @@ class JitterBank:
     # -- state -----------------------------------------------------------------------------
 
     def _alloc_state(self, legs: int) -> None:
-        self.state = np.zeros(legs, dtype=np.int8)
-        self.ssrc = np.full(legs, -1, dtype=np.int64)
-        self.base_ts = np.zeros(legs, dtype=np.int64)
-        self.play = np.zeros(legs, dtype=np.int64)
-        self.newest = np.full(legs, -1, dtype=np.int64)
-        self.max_seq = np.zeros(legs, dtype=np.int64)
-        self.base_seq = np.zeros(legs, dtype=np.int64)
-        self.stream_received = np.zeros(legs, dtype=np.int64)
-        self.lost_before = np.zeros(legs, dtype=np.int64)
-        self.last_index = np.zeros(legs, dtype=np.int64)
-        self.quiet_until = np.zeros(legs, dtype=np.int64)
-        self.first_arrival = np.full(legs, _NEVER, dtype=np.float64)
-        self.last_arrival = np.full(legs, _NEVER, dtype=np.float64)
-        self.last_ts = np.zeros(legs, dtype=np.int64)
-        self.has_played = np.zeros(legs, dtype=np.bool_)
-        self.conceal_run = np.zeros(legs, dtype=np.int64)
-        self.level = np.zeros(legs, dtype=np.float64)
-        self.above = np.zeros(legs, dtype=np.int64)
-        self.below = np.zeros(legs, dtype=np.int64)
+        for name, (dtype, initial) in _STATE.items():
+            setattr(self, name, np.full(legs, initial, dtype=dtype))
 
     def reset(self, leg: int) -> None:
         """Free a slot when its call leaves so a new call can reuse it (counters restart)."""
@@ -210,8 +211,8 @@ class JitterBank:
         self.counters[:, leg] = 0
         self.jitter[leg] = 0.0
         self._last[leg] = 0
-        for name, value in _RESET_VALUES.items():
-            getattr(self, name)[leg] = value
+        for name, (_, initial) in _STATE.items():
+            getattr(self, name)[leg] = initial
 
     def target_frames(self) -> NDArray[np.int64]:
         """Per-leg target playout delay in frames, from the jitter estimate."""
@@ -289,32 +290,8 @@ class JitterBank:
         marker: NDArray[np.bool_],
     ) -> None:
         """Apply at most one packet per leg (``leg`` is unique here)."""
-        dseq, index = self._position(leg, seq, ts)
+        dseq, index = self._resync_where_needed(leg, seq, ts, now=now, ssrc=ssrc)
         rel = index - self.play[leg]
-        new = self.state[leg] == _IDLE
-        if ssrc is not None:
-            new |= self.ssrc[leg] != ssrc
-        jump = (np.abs(dseq) > MAX_DROPOUT) | (
-            (dseq > 0) & ((rel >= self.slots) | (rel < -LATE_WINDOW))
-        )
-        resync = new | jump
-        if resync.any():
-            # The next sequence number with a timestamp advanced by about the time that passed
-            # is a long silence gap (RFC 3550 §5.1): re-anchor without calling it a resync.
-            elapsed = (now - self.last_arrival[leg]) * RATE
-            advance = _wrap(ts - self.last_ts[leg], 32)
-            gap = (dseq == 1) & ~new & (np.abs(advance - elapsed) <= RATE)
-            counted = resync & ~gap & (self.state[leg] != _IDLE)
-            self.counters[_C_RESYNCS, leg[counted]] += 1
-            self._resync(
-                leg[resync],
-                seq[resync],
-                ts[resync],
-                now[resync],
-                None if ssrc is None else ssrc[resync],
-            )
-            dseq, index = self._position(leg, seq, ts)
-            rel = index - self.play[leg]
         late = rel < 0
         too_far = rel >= self.slots
         self.counters[_C_LATE, leg[late]] += 1
@@ -330,6 +307,36 @@ class JitterBank:
         self.stream_received[leg[fresh]] += 1
         self._sequence(leg, dseq, index, marker)
         self._jitter(leg[fresh], ts[fresh], now[fresh])
+
+    def _resync_where_needed(
+        self,
+        leg: NDArray[np.int64],
+        seq: NDArray[np.int64],
+        ts: NDArray[np.int64],
+        *,
+        now: NDArray[np.float64],
+        ssrc: NDArray[np.int64] | None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Start new streams (new SSRC, sequence or timestamp jump); return (dseq, index)."""
+        dseq, index = self._position(leg, seq, ts)
+        rel = index - self.play[leg]
+        new = self.state[leg] == _IDLE
+        if ssrc is not None:
+            new |= self.ssrc[leg] != ssrc
+        far = (rel >= self.slots) | (rel < -LATE_WINDOW)
+        resync = new | (np.abs(dseq) > MAX_DROPOUT) | ((dseq > 0) & far)
+        if not resync.any():
+            return dseq, index
+        # The next sequence number with a timestamp advanced by about the time that passed is
+        # a long silence gap (RFC 3550 §5.1): re-anchor without calling it a resync.
+        elapsed = (now - self.last_arrival[leg]) * RATE
+        advance = _wrap(ts - self.last_ts[leg], 32)
+        gap = (dseq == 1) & ~new & (np.abs(advance - elapsed) <= RATE)
+        counted = resync & ~gap & (self.state[leg] != _IDLE)
+        self.counters[_C_RESYNCS, leg[counted]] += 1
+        chosen = None if ssrc is None else ssrc[resync]
+        self._resync(leg[resync], seq[resync], ts[resync], now[resync], chosen)
+        return self._position(leg, seq, ts)
 
     def _position(
         self, leg: NDArray[np.int64], seq: NDArray[np.int64], ts: NDArray[np.int64]

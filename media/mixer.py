@@ -51,6 +51,7 @@ _MAX_GAIN_Q = round(10.0 ** (MAX_GAIN_DB / 20.0) * GAIN_ONE)
 # drives it past full scale (so the final clip is unchanged), small enough that x * gain fits int32.
 WIDE_LIMIT = (2**31 - 1 - _GAIN_ROUND) // _MAX_GAIN_Q
 MAX_CONTRIBUTORS = 65535
+_FLAGS = ("muted", "deaf", "held", "listener")
 _I16_MIN, _I16_MAX = -32768, 32767
 
 
@@ -132,12 +133,7 @@ class MixPlan:
             raise MediaConfigError(f"meeting index outside [-1, {m}) in meeting_of_leg")
         flags = {
             name: _leg_flags(value, n, name)
-            for name, value in (
-                ("muted", muted),
-                ("deaf", deaf),
-                ("held", held),
-                ("listener", listener),
-            )
+            for name, value in zip(_FLAGS, (muted, deaf, held, listener), strict=True)
         }
         in_q = _leg_gains(input_gain_db, n, "input")
         out_q = _leg_gains(output_gain_db, n, "output")
@@ -393,6 +389,32 @@ def _private(
     return legs, out
 
 
+def _tick_inputs(
+    plan: MixPlan,
+    frames: ArrayLike,
+    talking: ArrayLike,
+    *,
+    moh: ArrayLike | None,
+    leg_overlays: LegOverlays | None,
+    meeting_overlays: MeetingOverlays | None,
+) -> tuple[NDArray[np.int16], NDArray[np.bool_], NDArray[np.int16] | None]:
+    """Check one tick's inputs against the plan: (frames, talking, moh frame)."""
+    n = plan.legs
+    pcm = _frames_arg(frames, n, "frames")
+    talk = np.asarray(talking)
+    if talk.dtype != np.bool_ or talk.shape != (n,):
+        raise MediaConfigError(
+            f"talking must be bool of shape ({n},), got {talk.dtype}{talk.shape}"
+        )
+    hold = None if moh is None else _frames_arg(np.asarray(moh).reshape(1, -1), 1, "moh")[0]
+    if leg_overlays is not None and len(leg_overlays.legs) and leg_overlays.legs.max() >= n:
+        raise MediaConfigError(f"overlay leg outside [0, {n})")
+    rooms = None if meeting_overlays is None else meeting_overlays.meetings
+    if rooms is not None and len(rooms) and rooms.max() >= plan.meetings:
+        raise MediaConfigError(f"overlay meeting outside [0, {plan.meetings})")
+    return pcm, talk, hold
+
+
 def mix(
     plan: MixPlan,
     frames: ArrayLike,
@@ -409,21 +431,9 @@ def mix(
     tick to avoid allocation; the result's arrays are views into it.
     """
     n = plan.legs
-    pcm = _frames_arg(frames, n, "frames")
-    talk = np.asarray(talking)
-    if talk.dtype != np.bool_ or talk.shape != (n,):
-        raise MediaConfigError(
-            f"talking must be bool of shape ({n},), got {talk.dtype}{talk.shape}"
-        )
-    hold = None if moh is None else _frames_arg(np.asarray(moh).reshape(1, -1), 1, "moh")[0]
-    if leg_overlays is not None and len(leg_overlays.legs) and leg_overlays.legs.max() >= n:
-        raise MediaConfigError(f"overlay leg outside [0, {n})")
-    if (
-        meeting_overlays is not None
-        and len(meeting_overlays.meetings)
-        and meeting_overlays.meetings.max() >= plan.meetings
-    ):
-        raise MediaConfigError(f"overlay meeting outside [0, {plan.meetings})")
+    pcm, talk, hold = _tick_inputs(
+        plan, frames, talking, moh=moh, leg_overlays=leg_overlays, meeting_overlays=meeting_overlays
+    )
     ws = MixWorkspace() if work is None else work
     ws.ensure(n, plan.meetings)
     order = plan.contributor_order
