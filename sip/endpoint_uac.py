@@ -39,7 +39,13 @@ from sip.headers import NameAddr
 from sip.ids import branch, call_id, tag
 from sip.message import Response
 from sip.transaction import InviteClient, Notice, TxInput, TxState, response_input
-from sip.uac import build_ack_for_2xx, build_ack_for_error, build_cancel, build_invite
+from sip.uac import (
+    build_ack_for_2xx,
+    build_ack_for_error,
+    build_ack_for_reinvite,
+    build_cancel,
+    build_invite,
+)
 from sip.uri import AbsoluteUri, SipUri
 
 ResponseHandler = Callable[["UacSide", ClientEntry, Response, float], None]
@@ -155,7 +161,7 @@ class UacSide(EndpointBase):
         self._new_client(build_cancel(call.invite), call.dest, call.transport, Purpose.CANCEL, now)
         entry = self._client.get(call.key)
         if entry is not None:
-            entry.tx.feed(TxInput.CANCEL_SENT, now)
+            entry.tx.feed(TxInput.ARM_TIMEOUT, now)
             self._rearm(entry)
 
     # -- responses ---------------------------------------------------------------------------
@@ -228,19 +234,22 @@ class UacSide(EndpointBase):
         return dialog
 
     def _reinvite_response(self, entry: ClientEntry, resp: Response, now: float) -> None:
-        if entry.ack:
-            self._send(entry.ack, entry.dest, entry.transport)
+        if resp.status < 200:
+            entry.tx.feed(TxInput.ARM_TIMEOUT, now)  # a re-INVITE must not ring forever
             return
+        if entry.ack:
+            self._send(entry.ack, entry.dest, entry.transport)  # a 2xx retransmission
+            return
+        if resp.status < 300:
+            # ACKed even when the dialog ended meanwhile, so the peer stops retransmitting.
+            entry.ack = bytes(build_ack_for_reinvite(self.local, entry.request, branch(self.ids)))
+            self._send(entry.ack, entry.dest, entry.transport)
         dialog = self._dialogs.get(entry.dialog_id) if entry.dialog_id is not None else None
-        if dialog is None or resp.status < 200:
+        if dialog is None:
             return
         dialog.outgoing_reinvite = False
-        if resp.status < 300:
-            cseq = entry.request.cseq.seq
-            entry.ack = bytes(build_ack_for_2xx(self.local, dialog, cseq, branch(self.ids)))
-            self._send(entry.ack, entry.dest, entry.transport)
-            if "Contact" in resp.headers:
-                dialog.remote_target = NameAddr.parse(resp.headers.get_all("Contact")[0]).uri
+        if resp.status < 300 and "Contact" in resp.headers:
+            dialog.remote_target = NameAddr.parse(resp.headers.get_all("Contact")[0]).uri
         self._emit(ReInviteAnswered(dialog.id, resp.status, resp))
         self._peer_gone(dialog, resp.status, now)
 

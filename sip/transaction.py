@@ -60,7 +60,9 @@ class TxInput(Enum):
     RECV_1XX = "recv_1xx"  # client: a provisional response arrived
     RECV_2XX = "recv_2xx"  # client: a 2xx arrived
     RECV_FINAL = "recv_final"  # client: a 300–699 arrived
-    CANCEL_SENT = "cancel_sent"  # INVITE client: the TU sent a CANCEL (§9.1: 64·T1 guard)
+    # INVITE client: bound the transaction by timer B even after a 1xx — the TU sent CANCEL
+    # (§9.1: give up after 64·T1) or the INVITE is a re-INVITE, which must not ring forever.
+    ARM_TIMEOUT = "arm_timeout"
     TRANSPORT_ERROR = "transport_error"
 
 
@@ -272,8 +274,8 @@ class InviteClient(Transaction):
     """RFC 3261 figure 5 with RFC 6026 figure 5 (Accepted state).
 
     Timer B runs in Calling; once a provisional arrived the TU decides how long to ring.  When
-    the TU cancels (``CANCEL_SENT``) B is restarted so that a peer that never answers the
-    CANCEL cannot keep the transaction forever (§9.1: give up after 64·T1).
+    the TU cancels, or for a re-INVITE, ``ARM_TIMEOUT`` restarts B so that a peer that never
+    sends a final answer cannot keep the transaction forever (§9.1: give up after 64·T1).
     """
 
     INITIAL = TxState.CALLING
@@ -284,26 +286,26 @@ class InviteClient(Transaction):
         (_S.CALLING, _I.RECV_1XX): (_S.PROCEEDING, (_STOP, Step.DELIVER)),
         (_S.CALLING, _I.RECV_2XX): (_S.ACCEPTED, (_STOP, Step.DELIVER, _T.M)),
         (_S.CALLING, _I.RECV_FINAL): (_S.COMPLETED, (_STOP, Step.SEND, Step.DELIVER, _T.D)),
-        (_S.CALLING, _I.CANCEL_SENT): (_S.CALLING, ()),
+        (_S.CALLING, _I.ARM_TIMEOUT): (_S.CALLING, ()),
         (_S.CALLING, _I.TRANSPORT_ERROR): (_S.TERMINATED, _TERMINATE_ON_ERROR),
         (_S.PROCEEDING, _I.RECV_1XX): (_S.PROCEEDING, (Step.DELIVER,)),
         (_S.PROCEEDING, _I.RECV_2XX): (_S.ACCEPTED, (_STOP, Step.DELIVER, _T.M)),
         (_S.PROCEEDING, _I.RECV_FINAL): (_S.COMPLETED, (_STOP, Step.SEND, Step.DELIVER, _T.D)),
-        (_S.PROCEEDING, _I.CANCEL_SENT): (_S.PROCEEDING, (_T.B,)),
+        (_S.PROCEEDING, _I.ARM_TIMEOUT): (_S.PROCEEDING, (_T.B,)),
         (_S.PROCEEDING, _T.B): (_S.TERMINATED, (_STOP, Step.TIMEOUT)),
         (_S.PROCEEDING, _I.TRANSPORT_ERROR): (_S.TERMINATED, _TERMINATE_ON_ERROR),
         # Completed: a retransmitted final gets the same ACK again, nothing goes up (§17.1.1.2).
         (_S.COMPLETED, _I.RECV_FINAL): (_S.COMPLETED, (Step.RESEND,)),
         (_S.COMPLETED, _I.RECV_1XX): (_S.COMPLETED, ()),
         (_S.COMPLETED, _I.RECV_2XX): (_S.COMPLETED, ()),
-        (_S.COMPLETED, _I.CANCEL_SENT): (_S.COMPLETED, ()),
+        (_S.COMPLETED, _I.ARM_TIMEOUT): (_S.COMPLETED, ()),
         (_S.COMPLETED, _T.D): (_S.TERMINATED, ()),
         (_S.COMPLETED, _I.TRANSPORT_ERROR): (_S.TERMINATED, _TERMINATE_ON_ERROR),
         # RFC 6026 §7.2: 2xx retransmissions go to the TU (it re-sends its ACK), others drop.
         (_S.ACCEPTED, _I.RECV_2XX): (_S.ACCEPTED, (Step.DELIVER,)),
         (_S.ACCEPTED, _I.RECV_1XX): (_S.ACCEPTED, ()),
         (_S.ACCEPTED, _I.RECV_FINAL): (_S.ACCEPTED, ()),
-        (_S.ACCEPTED, _I.CANCEL_SENT): (_S.ACCEPTED, ()),
+        (_S.ACCEPTED, _I.ARM_TIMEOUT): (_S.ACCEPTED, ()),
         (_S.ACCEPTED, _I.TRANSPORT_ERROR): (_S.ACCEPTED, ()),
         (_S.ACCEPTED, _T.M): (_S.TERMINATED, ()),
     }

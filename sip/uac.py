@@ -154,6 +154,17 @@ def build_ack_for_2xx(local: Local, dialog: Dialog, invite_cseq: int, branch: st
     return build_in_dialog(local, dialog, "ACK", cseq=invite_cseq, branch=branch)
 
 
+def build_ack_for_reinvite(local: Local, reinvite: Request, branch: str) -> Request:
+    """§13.2.2.4 for a re-INVITE: everything the ACK needs is in the request itself (it was
+    built from the dialog), so the ACK can be sent even after the dialog ended."""
+    h = Headers()
+    h.add("Via", local.via(reinvite.top_via.transport, branch))
+    _copy(reinvite.headers, h, "Max-Forwards", "From", "To", "Call-ID")
+    h.add("CSeq", f"{reinvite.cseq.seq} ACK")
+    _copy(reinvite.headers, h, "Route")
+    return Request("ACK", reinvite.uri, h)
+
+
 def _copy(src: Headers, dst: Headers, *names: str) -> None:
     for name in names:
         for value in src.lines(name):

@@ -28,6 +28,7 @@ from sip.uac import (
     Local,
     build_ack_for_2xx,
     build_ack_for_error,
+    build_ack_for_reinvite,
     build_cancel,
     build_in_dialog,
     build_invite,
@@ -219,3 +220,14 @@ def test_ack_for_error_and_cancel_copy_the_invite() -> None:
     assert cancel.to.tag is None
     assert str(cancel.cseq) == "1 CANCEL"
     assert cancel.body == b""
+
+
+def test_ack_for_reinvite_is_built_from_the_request_alone() -> None:
+    dialog = _dialog(routes=["<sip:p1.example.test;lr>"])
+    reinvite = build_in_dialog(LOCAL, dialog, "INVITE", cseq=12, branch="z9hG4bKre", body=b"v=0")
+    ack = build_ack_for_reinvite(LOCAL, reinvite, "z9hG4bKack2")
+    assert (ack.method, str(ack.uri)) == ("ACK", str(reinvite.uri))
+    assert str(ack.cseq) == "12 ACK"
+    assert ack.top_via.branch == "z9hG4bKack2"
+    assert ack.to.tag == "theirs"
+    assert ack.headers.get_all("Route") == ["<sip:p1.example.test;lr>"]

@@ -272,3 +272,37 @@ def test_in_dialog_request_carries_route_set_and_target() -> None:
         "<sip:proxy2.example.test;lr>",
     ]
     assert B_ADDR[0] in str(req.top_via)
+
+
+def test_reinvite_left_unanswered_times_out() -> None:
+    pair = make_pair()
+    a_dialog, _ = _connect(pair)
+    pair.a.reinvite(a_dialog, HOLD, pair.now)
+    pair.run(31.0)  # B's runtime never answers; only 100 Trying came back
+    assert pair.take("a") == []
+    pair.run(40.0)
+    assert pair.take("a") == [
+        ReInviteAnswered(a_dialog, 408, None),
+        CallEnded(a_dialog, "timeout"),
+    ]
+    assert pair.a.get_timer() is None
+
+
+def test_reinvite_answered_after_our_bye_is_still_acked() -> None:
+    pair = make_pair()
+    a_dialog, b_dialog = _connect(pair)
+    pair.a.reinvite(a_dialog, HOLD, pair.now)
+    pair.pump()
+    event = pair.take("b")[0]
+    assert isinstance(event, ReInviteReceived)
+    pair.b.answer_reinvite(event.reinvite_id, 200, HELD, pair.now)  # still in B's outbox
+    pair.a.hangup(a_dialog, pair.now)  # the BYE crosses the 200
+    acks_before = len(pair.sent("a>b", "ACK"))
+    pair.run(100.0)
+    assert pair.take("a") == [CallEnded(a_dialog, "local_bye")]
+    assert pair.take("b") == [CallEnded(b_dialog, "remote_bye")]
+    ack = parse_message(pair.sent("a>b", "ACK")[acks_before].data)
+    assert isinstance(ack, Request)
+    assert str(ack.cseq) == "2 ACK"  # the re-INVITE's CSeq, not the BYE's
+    assert pair.a.get_timer() is None
+    assert pair.b.get_timer() is None

@@ -77,7 +77,7 @@ INVITE_SERVER: Expect = {
 INVITE_CLIENT_PATHS: dict[TxState, list[Input]] = {
     S.CALLING: [],
     # Cancelled while ringing: the only Proceeding in which timer B runs (§9.1 guard).
-    S.PROCEEDING: [I.RECV_1XX, I.CANCEL_SENT],
+    S.PROCEEDING: [I.RECV_1XX, I.ARM_TIMEOUT],
     S.COMPLETED: [I.RECV_FINAL],
     S.ACCEPTED: [I.RECV_2XX],
 }
@@ -87,24 +87,24 @@ INVITE_CLIENT: Expect = {
     (S.CALLING, I.RECV_1XX): (S.PROCEEDING, N.DELIVER, ()),
     (S.CALLING, I.RECV_2XX): (S.ACCEPTED, N.DELIVER, ()),
     (S.CALLING, I.RECV_FINAL): (S.COMPLETED, N.DELIVER, (ACK,)),
-    (S.CALLING, I.CANCEL_SENT): (S.CALLING, N.NONE, ()),
+    (S.CALLING, I.ARM_TIMEOUT): (S.CALLING, N.NONE, ()),
     (S.CALLING, I.TRANSPORT_ERROR): (S.TERMINATED, N.ERROR, ()),
     (S.PROCEEDING, I.RECV_1XX): (S.PROCEEDING, N.DELIVER, ()),
     (S.PROCEEDING, I.RECV_2XX): (S.ACCEPTED, N.DELIVER, ()),
     (S.PROCEEDING, I.RECV_FINAL): (S.COMPLETED, N.DELIVER, (ACK,)),
-    (S.PROCEEDING, I.CANCEL_SENT): (S.PROCEEDING, N.NONE, ()),
+    (S.PROCEEDING, I.ARM_TIMEOUT): (S.PROCEEDING, N.NONE, ()),
     (S.PROCEEDING, T.B): (S.TERMINATED, N.TIMEOUT, ()),
     (S.PROCEEDING, I.TRANSPORT_ERROR): (S.TERMINATED, N.ERROR, ()),
     (S.COMPLETED, I.RECV_FINAL): (S.COMPLETED, N.NONE, (ACK,)),
     (S.COMPLETED, I.RECV_1XX): (S.COMPLETED, N.NONE, ()),
     (S.COMPLETED, I.RECV_2XX): (S.COMPLETED, N.NONE, ()),
-    (S.COMPLETED, I.CANCEL_SENT): (S.COMPLETED, N.NONE, ()),
+    (S.COMPLETED, I.ARM_TIMEOUT): (S.COMPLETED, N.NONE, ()),
     (S.COMPLETED, T.D): (S.TERMINATED, N.NONE, ()),
     (S.COMPLETED, I.TRANSPORT_ERROR): (S.TERMINATED, N.ERROR, ()),
     (S.ACCEPTED, I.RECV_2XX): (S.ACCEPTED, N.DELIVER, ()),
     (S.ACCEPTED, I.RECV_1XX): (S.ACCEPTED, N.NONE, ()),
     (S.ACCEPTED, I.RECV_FINAL): (S.ACCEPTED, N.NONE, ()),
-    (S.ACCEPTED, I.CANCEL_SENT): (S.ACCEPTED, N.NONE, ()),
+    (S.ACCEPTED, I.ARM_TIMEOUT): (S.ACCEPTED, N.NONE, ()),
     (S.ACCEPTED, I.TRANSPORT_ERROR): (S.ACCEPTED, N.NONE, ()),
     (S.ACCEPTED, T.M): (S.TERMINATED, N.NONE, ()),
 }
@@ -311,7 +311,7 @@ def test_cancel_restarts_timer_b_in_proceeding() -> None:
     tx = _make(InviteClient)
     tx.feed(I.RECV_1XX, 1.0)
     assert tx.next_deadline() is None  # ringing: the TU decides how long
-    tx.feed(I.CANCEL_SENT, 10.0)
+    tx.feed(I.ARM_TIMEOUT, 10.0)
     assert tx.deadlines == {T.B: 42.0}
 
 
