@@ -448,31 +448,36 @@ class JitterBank:
         self.below[ready] = 0
 
     def _play(self, legs: NDArray[np.int64], target: NDArray[np.int64]) -> None:
+        """PLAYING legs: play the frame due, or conceal a loss, or fall back to BUFFERING."""
         play = self.play[legs]
         slot = play % self.slots
         hit = self.valid[legs, slot] & (self.slot_index[legs, slot] == play)
         underrun = ~hit & (self.newest[legs] < play)
         drop, insert = self._drift(legs, target[legs], underrun)
-        out = legs[hit & ~insert]
-        self._out[out] = self.buf[out, slot[hit & ~insert]]
-        self._last[out] = self._out[out]
+        plays = hit & ~insert
+        out, out_slot = legs[plays], slot[plays]
+        frames = self.buf[out, out_slot]
+        self._out[out] = frames
+        self._last[out] = frames
         self._status[out] = _PLAYED
-        self.valid[out, slot[hit & ~insert]] = False
+        self.valid[out, out_slot] = False
         self.has_played[out] = True
         self.conceal_run[out] = 0
-        skip = legs[drop & hit & ~insert]
+        skip = legs[drop & plays]
         self.valid[skip, (self.play[skip] + 1) % self.slots] = False
         self.counters[_C_DROPPED, skip] += 1
-        self.play[skip] += 1
         missing = ~hit & ~underrun & ~insert
-        self.play[legs[(hit & ~insert) | missing]] += 1
+        # Advance played and lost frames by one, dropped ones by two; hold inserts and underruns.
+        step = plays.astype(np.int64) + missing + (drop & plays)
+        self.play[legs] += step
         gone = legs[underrun]
         self.state[gone] = _BUFFERING
         self.first_arrival[gone] = _NEVER
         self.counters[_C_UNDERRUNS, gone] += 1
         self.counters[_C_INSERTED, legs[insert]] += 1
-        quiet = legs[missing][self.play[legs[missing]] - 1 < self.quiet_until[legs[missing]]]
-        self._fill(legs[~hit | insert], quiet)
+        lost = legs[missing]
+        quiet = lost[self.play[lost] - 1 < self.quiet_until[lost]]
+        self._fill(legs[~plays], quiet)
 
     def _drift(
         self, legs: NDArray[np.int64], target: NDArray[np.int64], underrun: NDArray[np.bool_]
