@@ -47,6 +47,7 @@ FRAME = 160
 RATE = 8000
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger sequence jump is a new stream
 LATE_WINDOW = 50  # frames (1 s): further behind with a newer sequence number is a timestamp jump
+_START_SLACK = 2  # frames
 _JITTER_MULT = 4.0
 _EMA = 1.0 / 16.0
 _NOISE_FRAMES = 64
@@ -361,7 +362,8 @@ class JitterBank:
         self.state[leg] = _BUFFERING
         self.ssrc[leg] = -1 if ssrc is None else ssrc
         self.base_ts[leg] = ts
-        self.play[leg] = 0
+        # Start a little before this packet so one that was overtaken still finds a slot.
+        self.play[leg] = -_START_SLACK
         self.newest[leg] = -1
         self.max_seq[leg] = seq - 1  # so this packet is a step of +1
         self.base_seq[leg] = seq
@@ -433,15 +435,15 @@ class JitterBank:
     def _start_ready(self, target: NDArray[np.int64], now: float) -> None:
         """BUFFERING legs with enough queued (or waited long enough) start at the oldest frame."""
         legs = np.flatnonzero(self.state == _BUFFERING)
-        queued = self.newest[legs] >= self.play[legs]
-        deep = self.newest[legs] - self.play[legs] + 1 >= target[legs]
+        index = self.slot_index[legs]
+        usable = self.valid[legs] & (index >= self.play[legs, None])
+        oldest = np.where(usable, index, _FAR).min(axis=1)
+        queued = oldest != _FAR
+        deep = self.newest[legs] - oldest + 1 >= target[legs]
         waited = now - self.first_arrival[legs] >= target[legs] * (FRAME / RATE) - 1e-9
-        ready = legs[queued & (deep | waited)]
-        if not len(ready):
-            return
-        index = self.slot_index[ready]
-        usable = self.valid[ready] & (index >= self.play[ready, None])
-        self.play[ready] = np.where(usable, index, _FAR).min(axis=1)
+        start = queued & (deep | waited)
+        ready = legs[start]
+        self.play[ready] = oldest[start]
         self.state[ready] = _PLAYING
         self.level[ready] = self.newest[ready] - self.play[ready] + 1
         self.above[ready] = 0

@@ -148,6 +148,15 @@ def test_reordered_packets_play_in_order() -> None:
     assert trace.count(0, FrameStatus.CONCEALED) == 0
 
 
+def test_packets_reordered_at_stream_start_are_kept() -> None:
+    packets = stream(0, 50, delay=0.03)
+    packets[0].at, packets[1].at = packets[1].at + 0.001, packets[0].at
+    jb = bank(min_delay_ms=40)
+    trace = run(jb, packets, 60)
+    assert trace.played(0) == list(range(50))
+    assert jb.counters[Counter.LATE, 0] == 0
+
+
 def test_duplicates_are_dropped_and_counted() -> None:
     packets = stream(0, 100)
     dups = [Packet(p.at + 0.004, p.leg, p.n, p.seq, p.ts) for p in packets[::5]]
