@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from media import tones
 from media.errors import MediaConfigError
 from media.mixer import (
     FRAME,
@@ -23,6 +24,7 @@ from media.mixer import (
     gain_db_to_q,
     mix,
 )
+from media.talk import TalkDetector
 
 
 @dataclass
@@ -345,3 +347,24 @@ def test_empty_plan_mixes_nothing() -> None:
         np.zeros(0, np.bool_),
     )
     assert result.heard().shape == (0, FRAME)
+
+
+def test_three_tones_each_leg_hears_the_other_two() -> None:
+    """Tones in, talker detection, mix: every leg's spectrum holds the others' tones only."""
+    freqs = (400.0, 700.0, 1100.0)
+    signals = np.stack([tones.tone((f,), 400, level_dbfs=-20.0) for f in freqs])
+    frames = signals.reshape(3, -1, FRAME)  # (legs, ticks, 160)
+    plan = MixPlan.build([0, 0, 0])
+    detector = TalkDetector(3, attack_frames=1)
+    work = MixWorkspace()
+    heard = []
+    for tick in range(frames.shape[1]):
+        detector.update(frames[:, tick])
+        heard.append(mix(plan, frames[:, tick], detector.talking, work=work).heard())
+    out = np.concatenate(heard, axis=1)[:, 800:]  # skip the attack and the ramp-in
+    spectrum = np.abs(np.fft.rfft(out.astype(np.float64) * np.hanning(out.shape[1]), axis=1))
+    bins = np.fft.rfftfreq(out.shape[1], 1 / 8000.0)
+    for leg, own in enumerate(freqs):
+        power = {f: spectrum[leg, np.argmin(np.abs(bins - f))] for f in freqs}
+        others = [power[f] for f in freqs if f != own]
+        assert min(others) > 1000 * max(power[own], 1.0)
