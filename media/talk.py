@@ -34,7 +34,10 @@ from media.errors import MediaConfigError
 FRAME = 160
 _FULL_SCALE_POWER = 32768.0**2
 _T = TypeVar("_T", bound=np.generic)
-_FLOOR_DBOV = -127.0  # RFC 6464's lowest level; digital silence reports this, not -inf
+_FLOOR_DBOV = -127.0
+_NO_LEGS = np.zeros(
+    0, dtype=np.intp
+)  # RFC 6464's lowest level; digital silence reports this, not -inf
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,11 +46,6 @@ class TalkEvents:
 
     started: NDArray[np.intp]
     stopped: NDArray[np.intp]
-
-    @classmethod
-    def none(cls) -> TalkEvents:
-        empty = np.zeros(0, dtype=np.intp)
-        return cls(empty, empty)
 
 
 def frame_levels(
@@ -142,8 +140,8 @@ class TalkDetector:
         self._attack[leg] = 0
         self._quiet[leg] = 0
         self._levels[leg] = _FLOOR_DBOV
-        stopped = np.array([leg] if was_talking else [], dtype=np.intp)
-        return TalkEvents(np.zeros(0, dtype=np.intp), stopped)
+        stopped = np.array([leg], dtype=np.intp) if was_talking else _NO_LEGS
+        return TalkEvents(_NO_LEGS, stopped)
 
     def resize(self, legs: int) -> TalkEvents:
         """Grow (new slots are silent) or shrink (dropped talkers yield ``stopped``)."""
@@ -157,7 +155,7 @@ class TalkDetector:
         self._levels = _resized(self._levels, legs, keep)
         self._levels[keep:] = _FLOOR_DBOV
         self._scratch = np.zeros((legs, FRAME), dtype=np.float32)
-        return TalkEvents(np.zeros(0, dtype=np.intp), stopped.astype(np.intp))
+        return TalkEvents(_NO_LEGS, stopped.astype(np.intp))
 
 
 def _resized(arr: NDArray[_T], legs: int, keep: int) -> NDArray[_T]:
