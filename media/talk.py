@@ -34,10 +34,8 @@ from media.errors import MediaConfigError
 FRAME = 160
 _FULL_SCALE_POWER = 32768.0**2
 _T = TypeVar("_T", bound=np.generic)
-_FLOOR_DBOV = -127.0
-_NO_LEGS = np.zeros(
-    0, dtype=np.intp
-)  # RFC 6464's lowest level; digital silence reports this, not -inf
+_FLOOR_DBOV = -127.0  # RFC 6464's lowest level; digital silence reports this, not -inf
+_NO_LEGS = np.zeros(0, dtype=np.intp)
 
 
 @dataclass(frozen=True, eq=False)
