@@ -1,0 +1,603 @@
+"""The media tick without I/O: packets in, packets out, for every leg and meeting at once.
+
+References: RFC 3550 §5.1 (RTP header, SSRC/sequence/timestamp of our streams), §6.4 (SR/RR
+report blocks built from the jitter bank's counters, A.3 loss), RFC 4733 §2.5.2 (telephone-event
+packets diverted to the leg's ``DtmfReceiver``), RFC 3264 §5.1 (direction decides who is sent
+to), ITU-T G.711 (decode/encode through lookup tables).
+
+Theory of operation. :class:`MediaCore` holds per-slot arrays (one slot per leg, fixed
+capacity) and runs one 20 ms :meth:`MediaCore.tick`:
+
+1. ``parse_batch`` reads the headers of every packet drained this tick; rows whose payload type
+   is the leg's telephone-event type go to its ``DtmfReceiver`` (a few per second, so a Python
+   loop), rows with the leg's audio type and a 160-byte payload are decoded in one ``np.take``
+   through a combined µ-law/A-law table and put into the ``JitterBank``;
+2. the bank pops one frame per slot; legs without telephone-event run ``InbandDetector``;
+   ``TalkDetector`` updates who talks (events come out paired);
+3. prompts become per-leg or per-meeting overlays, music on hold advances once, and
+   ``media.mixer.mix`` mixes all meetings in one vectorised pass;
+4. the shared mix rows are encoded once per codec present, private frames once each, and every
+   sending leg's payload is gathered from those rows, so listeners of one meeting receive the
+   very same bytes; headers for all senders are built with ``build_headers``.
+
+The live engine (sockets, threads) and the file mixdown both drive this class, so there is one
+tick code path. Callbacks (digits, talking, prompt done) are not called here: they are queued
+in :attr:`MediaCore.outbox` as zero-argument callables for the driver to run in its own thread.
+Topology changes (join, leave, flags, gains) only mark the plan dirty; it is rebuilt at the start
+of the next tick, so a tick always mixes one consistent topology.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from conf_server.runtime.legs import Leg, LegSummary, Playback
+from media import g711
+from media.dtmf import Digit, DtmfReceiver
+from media.errors import MediaConfigError, MediaParseError
+from media.inband import InbandDetector
+from media.jitter import Counter, JitterBank
+from media.mixer import (
+    NO_MEETING,
+    LegOverlays,
+    MeetingOverlays,
+    MixPlan,
+    MixResult,
+    MixWorkspace,
+    mix,
+)
+from media.playback import PromptPlayer, SharedStream
+from media.rtcp import (
+    ReportBlock,
+    SenderReport,
+    SourceDescription,
+    apply_report,
+    build_compound,
+    ntp_from_unix,
+    ntp_middle32,
+    parse_compound,
+)
+from media.rtp import HEADER_LEN, build_headers, parse_batch
+from media.stats import SendStats
+from media.talk import TalkDetector
+
+FRAME = 160
+TICK = 0.02
+PACKET_LEN = HEADER_LEN + FRAME
+RTCP_INTERVAL = 5.0
+_DECODE = np.concatenate([g711.ulaw_decode(np.arange(256, dtype=np.uint8)),
+                          g711.alaw_decode(np.arange(256, dtype=np.uint8))])  # fmt: skip
+Callback = Callable[[], None]
+# RFC 2543 hold: the peer names the unspecified address (compared, never bound).
+_HOLD_ADDRS = frozenset({"0.0.0.0", "::"})  # noqa: S104
+
+
+@dataclass(eq=False)
+class RxBatch:
+    """Packets drained in one tick: ``count`` rows of ``buf`` with their lengths and slots."""
+
+    buf: NDArray[np.uint8]
+    lengths: NDArray[np.int32]
+    slots: NDArray[np.intp]
+    count: int = 0
+    views: list[memoryview] = field(default_factory=list)  # one writable view per row
+
+    @classmethod
+    def empty(cls, rows: int, row_len: int = 2048) -> RxBatch:
+        """A preallocated batch of ``rows`` packets of at most ``row_len`` bytes."""
+        buf = np.zeros((rows, row_len), np.uint8)
+        flat = buf.reshape(-1).data
+        views = [flat[i * row_len : (i + 1) * row_len] for i in range(rows)]
+        return cls(buf, np.zeros(rows, np.int32), np.zeros(rows, np.intp), 0, views)
+
+
+@dataclass(eq=False)
+class TxBatch:
+    """What one tick sends: row ``i`` of ``packets`` goes to leg slot ``slots[i]``."""
+
+    slots: NDArray[np.intp]
+    packets: NDArray[np.uint8]
+    rtcp: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _MeetingPlay:
+    player: PromptPlayer
+    handle: Playback
+
+
+@dataclass(eq=False)
+class _LegPlay:
+    player: PromptPlayer
+    exclusive: bool
+    handle: Playback
+
+
+class MediaCore:
+    """Per-slot state and the tick of the media engine (no sockets, no clock)."""
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        jitter_min_ms: int = 20,
+        jitter_max_ms: int = 200,
+        rng: np.random.Generator,
+        wall_offset: float = 0.0,
+    ) -> None:
+        if capacity < 1:
+            raise MediaConfigError(f"engine capacity {capacity} must be at least 1 leg")
+        self.capacity = capacity
+        self._rng = rng
+        self._wall_offset = wall_offset  # wallclock = now + offset, for RTCP NTP timestamps
+        self.jitter = JitterBank(
+            capacity, rng=rng, min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms
+        )
+        self.talk = TalkDetector(capacity)
+        self.work = MixWorkspace()
+        self.legs: list[Leg | None] = [None] * capacity
+        self._free = list(range(capacity - 1, -1, -1))
+        n = capacity
+        self.active = np.zeros(n, np.bool_)
+        self.sending = np.zeros(n, np.bool_)
+        self.alaw = np.zeros(n, np.bool_)
+        self.audio_pt = np.full(n, -1, np.int16)
+        self.dtmf_pt = np.full(n, -1, np.int16)
+        self.tx_ssrc = np.zeros(n, np.uint32)
+        self.tx_seq = np.zeros(n, np.uint16)
+        self.tx_ts = np.zeros(n, np.uint32)
+        self.tx_marker = np.ones(n, np.bool_)
+        self.packets_in = np.zeros(n, np.int64)
+        self.packets_out = np.zeros(n, np.int64)
+        self.malformed = np.zeros(n, np.int64)
+        self.digits = np.zeros(n, np.int64)
+        self.rtcp_in = np.zeros(n, np.int64)
+        self.rtcp_out = np.zeros(n, np.int64)
+        self.next_rtcp = np.full(n, np.inf)
+        self.flags = {k: np.zeros(n, np.bool_) for k in ("muted", "deaf", "held", "listener")}
+        self.gain_in = np.zeros(n, np.float64)
+        self.gain_out = np.zeros(n, np.float64)
+        self._dtmf: dict[int, DtmfReceiver] = {}
+        self._inband: dict[int, InbandDetector] = {}
+        self._send_stats: dict[int, SendStats] = {}
+        self._last_sr: dict[int, tuple[int, float]] = {}  # slot -> (LSR, arrival)
+        self._rr_prior: dict[int, tuple[int, int]] = {}  # slot -> (expected, received)
+        self._leg_play: dict[int, _LegPlay] = {}
+        self._meeting_play: dict[str, list[_MeetingPlay]] = {}
+        self.moh: SharedStream | None = None
+        self.outbox: list[Callback] = []
+        self._dirty = True
+        self._plan = MixPlan.build(np.full(n, NO_MEETING))
+        self._meeting_index: dict[str, int] = {}
+        self._senders = np.zeros(0, np.intp)
+        self.ticks = 0
+
+    # -- membership (between ticks) --------------------------------------------------------
+
+    def reserve_slot(self) -> int:
+        """Take a free slot for a new leg; raises ``MediaConfigError`` when the engine is full."""
+        if not self._free:
+            raise MediaConfigError(f"media engine full: all {self.capacity} leg slots in use")
+        return self._free.pop()
+
+    def add(self, leg: Leg, now: float) -> None:
+        """Start a leg in its reserved slot with fresh stream state."""
+        slot = leg.slot
+        self.legs[slot] = leg
+        self.jitter.reset(slot)
+        self.active[slot] = True
+        self.tx_ssrc[slot] = int(self._rng.integers(1, 2**32))
+        self.tx_seq[slot] = int(self._rng.integers(0, 2**16))
+        self.tx_ts[slot] = int(self._rng.integers(0, 2**32))
+        self.tx_marker[slot] = True
+        for counter in (self.packets_in, self.packets_out, self.malformed, self.digits):
+            counter[slot] = 0
+        self.rtcp_in[slot] = self.rtcp_out[slot] = 0
+        for flags in self.flags.values():
+            flags[slot] = False
+        self.gain_in[slot] = self.gain_out[slot] = 0.0
+        self._send_stats[slot] = SendStats()
+        self.next_rtcp[slot] = now + RTCP_INTERVAL / 2 * (0.5 + float(self._rng.random()))
+        self.update(leg)
+
+    def update(self, leg: Leg) -> None:
+        """Apply a leg's (new) media parameters: codec, telephone-event type, direction, hold."""
+        slot, params = leg.slot, leg.params
+        name = params.codec.name.upper()
+        if name not in g711.SILENCE:
+            raise MediaConfigError(f"codec {params.codec.name} is not G.711 (PCMU or PCMA)")
+        if params.ptime != 20:
+            raise MediaConfigError(f"ptime {params.ptime} ms: the engine runs 20 ms frames only")
+        self.alaw[slot] = name == "PCMA"
+        self.audio_pt[slot] = params.codec.payload_type
+        pt = params.dtmf_payload_type
+        self.dtmf_pt[slot] = -1 if pt is None else pt
+        self._dtmf.pop(slot, None)
+        self._inband.pop(slot, None)
+        if pt is None:
+            self._inband[slot] = InbandDetector()
+        else:
+            self._dtmf[slot] = DtmfReceiver()
+        reachable = params.remote_port != 0 and params.remote_addr not in _HOLD_ADDRS
+        self.sending[slot] = params.direction.sends and reachable
+        self._dirty = True
+
+    def remove(self, slot: int, foreign_dropped: int = 0) -> LegSummary:
+        """Free a slot; a talker's ``stopped`` event is queued so talking events pair."""
+        leg = self.legs[slot]
+        if leg is None:
+            raise MediaConfigError(f"slot {slot} holds no leg")
+        summary = self.summary(slot, foreign_dropped)
+        self._talk_events(np.zeros(0, np.intp), self.talk.remove(slot).stopped)
+        self.legs[slot] = None
+        self.active[slot] = self.sending[slot] = False
+        self.next_rtcp[slot] = np.inf
+        for table in (self._dtmf, self._inband, self._send_stats, self._last_sr, self._rr_prior):
+            table.pop(slot, None)
+        play = self._leg_play.pop(slot, None)
+        if play is not None:
+            play.handle.cancelled = True
+        self.jitter.reset(slot)
+        self._free.append(slot)
+        self._dirty = True
+        return summary
+
+    def summary(self, slot: int, foreign_dropped: int = 0) -> LegSummary:
+        """The leg's figures so far (for the hang-up log line)."""
+        leg = self.legs[slot]
+        stats = self._send_stats.get(slot, SendStats())
+        return LegSummary(
+            leg_id=-1 if leg is None else leg.id,
+            packets_in=int(self.packets_in[slot]),
+            packets_out=int(self.packets_out[slot]),
+            lost=int(self.jitter.lost()[slot]),
+            jitter_ms=round(float(self.jitter.jitter[slot]) / 8.0, 2),
+            late=int(self.jitter.counters[Counter.LATE, slot]),
+            concealed=int(self.jitter.counters[Counter.CONCEALED, slot]),
+            foreign_dropped=foreign_dropped,
+            malformed=int(self.malformed[slot]),
+            digits=int(self.digits[slot]),
+            rtcp_in=int(self.rtcp_in[slot]),
+            rtcp_out=int(self.rtcp_out[slot]),
+            remote_fraction_lost=stats.remote_fraction_lost if stats.reports else None,
+            rtt_ms=None if stats.rtt is None else round(stats.rtt * 1000.0, 1),
+        )
+
+    def set_meeting(self, leg: Leg, meeting: str | None) -> None:
+        """Join (a name) or leave (None) a meeting; applied at the next tick."""
+        leg.meeting = meeting
+        self._dirty = True
+
+    def set_flags(self, slot: int, **flags: bool | float | None) -> None:
+        """Set muted/deaf/held/listener and gain_in_db/gain_out_db (None leaves one alone)."""
+        gains = {"gain_in_db": self.gain_in, "gain_out_db": self.gain_out}
+        for name, value in flags.items():
+            if value is None:
+                continue
+            if name in gains:
+                if not -20.0 <= float(value) <= 20.0:
+                    raise MediaConfigError(f"{name} {value} outside [-20, 20] dB")
+                gains[name][slot] = float(value)
+            elif name in self.flags:
+                self.flags[name][slot] = bool(value)
+            else:
+                raise MediaConfigError(f"unknown leg flag {name!r}")
+        self._dirty = True
+
+    def play(self, slot: int, player: PromptPlayer, *, exclusive: bool, handle: Playback) -> None:
+        """Play a prompt to one leg, replacing (cancelling) the one it was playing."""
+        old = self._leg_play.pop(slot, None)
+        if old is not None:
+            old.handle.cancelled = True
+        self._leg_play[slot] = _LegPlay(player, exclusive, handle)
+
+    def play_meeting(self, meeting: str, player: PromptPlayer, handle: Playback) -> None:
+        """Play a prompt into a whole meeting, mixed with its audio (several may overlap)."""
+        self._meeting_play.setdefault(meeting, []).append(_MeetingPlay(player, handle))
+
+    def set_music_on_hold(self, samples: NDArray[np.int16]) -> None:
+        """The looping clip every held leg hears (one shared position)."""
+        self.moh = SharedStream(samples)
+
+    # -- the tick --------------------------------------------------------------------------
+
+    def tick(self, now: float, rx: RxBatch) -> TxBatch:
+        """One 20 ms step: consume ``rx``, return what to send."""
+        self.ticks += 1
+        if self._dirty:
+            self._build_plan()
+        self._receive(now, rx)
+        frames, _status = self.jitter.pop(now)
+        self._detect_inband(frames)
+        events = self.talk.update(frames)
+        if len(events.started) or len(events.stopped):
+            self._talk_events(events.started, events.stopped)
+        self._poll_dtmf(now)
+        result = mix(
+            self._plan,
+            frames,
+            self.talk.talking & self.active,
+            moh=self._moh_frame(),
+            leg_overlays=self._leg_overlays(),
+            meeting_overlays=self._meeting_overlays(),
+            work=self.work,
+        )
+        tx = self._encode(result)
+        tx.rtcp = self._rtcp_due(now)
+        return tx
+
+    def _build_plan(self) -> None:
+        names: dict[str, int] = {}
+        meeting = np.full(self.capacity, NO_MEETING, np.intp)
+        held = self.flags["held"].copy()
+        for leg in self.legs:
+            if leg is not None and leg.meeting is not None:
+                meeting[leg.slot] = names.setdefault(leg.meeting, len(names))
+                held[leg.slot] |= leg.params.on_hold
+        self._meeting_index = names
+        self._plan = MixPlan.build(
+            meeting,
+            meetings=len(names),
+            input_gain_db=self.gain_in,
+            output_gain_db=self.gain_out,
+            muted=self.flags["muted"],
+            deaf=self.flags["deaf"],
+            held=held,
+            listener=self.flags["listener"],
+        )
+        self._senders = np.flatnonzero(self.sending)
+        self._dirty = False
+
+    def _receive(self, now: float, rx: RxBatch) -> None:
+        k = rx.count
+        if not k:
+            return
+        batch = parse_batch(rx.buf[:k], rx.lengths[:k])
+        slots = rx.slots[:k]
+        valid = batch.valid & self.active[slots]
+        np.add.at(self.malformed, slots[~batch.valid], 1)
+        np.add.at(self.packets_in, slots[valid], 1)
+        pt = batch.payload_type.astype(np.int16)
+        for i in np.flatnonzero(valid & (pt == self.dtmf_pt[slots])).tolist():
+            start = int(batch.payload_offset[i])
+            payload = rx.buf[i, start : start + int(batch.payload_len[i])].tobytes()
+            self._dtmf_packet(int(slots[i]), int(batch.timestamp[i]), bool(batch.marker[i]),
+                              payload, now)  # fmt: skip
+        audio = np.flatnonzero(valid & (pt == self.audio_pt[slots]) & (batch.payload_len == FRAME))
+        if not len(audio):
+            return
+        offsets = batch.payload_offset[audio]
+        if bool((offsets == HEADER_LEN).all()):  # the usual case: no CSRC, no extension
+            codes = rx.buf[audio, HEADER_LEN:PACKET_LEN]
+        else:
+            codes = rx.buf[audio[:, None], offsets[:, None] + np.arange(FRAME)]
+        index = codes.astype(np.intp)
+        index += (self.alaw[slots[audio]].astype(np.intp) << 8)[:, None]
+        pcm = np.take(_DECODE, index)
+        self.jitter.put(
+            slots[audio],
+            batch.sequence[audio],
+            batch.timestamp[audio],
+            pcm,
+            now,
+            ssrc=batch.ssrc[audio],
+            marker=batch.marker[audio],
+        )
+
+    def _dtmf_packet(self, slot: int, ts: int, marker: bool, payload: bytes, now: float) -> None:
+        receiver = self._dtmf.get(slot)
+        if receiver is None:
+            return
+        try:
+            digits = receiver.feed(ts, marker, payload, now)
+        except MediaParseError:
+            self.malformed[slot] += 1
+            return
+        self._emit_digits(slot, digits)
+
+    def _poll_dtmf(self, now: float) -> None:
+        for slot, receiver in self._dtmf.items():
+            deadline = receiver.next_deadline
+            if deadline is not None and now >= deadline:
+                self._emit_digits(slot, receiver.poll(now))
+
+    def _detect_inband(self, frames: NDArray[np.int16]) -> None:
+        for slot, detector in self._inband.items():
+            keys = detector.process(frames[slot])
+            if keys:
+                self._emit_digits(slot, [Digit(key, 0, "inband") for key in keys])
+
+    def _emit_digits(self, slot: int, digits: list[Digit]) -> None:
+        leg = self.legs[slot]
+        if leg is None:
+            return
+        for digit in digits:
+            self.digits[slot] += 1
+            self.outbox.append(_bind_digit(leg.on_digit, digit))
+
+    def _talk_events(self, started: NDArray[np.intp], stopped: NDArray[np.intp]) -> None:
+        for value, slots in ((True, started), (False, stopped)):
+            for slot in slots.tolist():
+                leg = self.legs[slot]
+                if leg is not None and leg.on_talking is not None:
+                    self.outbox.append(_bind_talk(leg.on_talking, value))
+
+    def _moh_frame(self) -> NDArray[np.int16] | None:
+        if self.moh is None:
+            return None
+        return self.moh.advance()
+
+    def _finish(self, handle: Playback) -> None:
+        handle.finished = True
+        if handle.on_done is not None:
+            self.outbox.append(handle.on_done)
+
+    def _leg_overlays(self) -> LegOverlays | None:
+        if not self._leg_play:
+            return None
+        slots: list[int] = []
+        frames: list[NDArray[np.int16]] = []
+        exclusive: list[bool] = []
+        for slot, play in list(self._leg_play.items()):
+            frame = None if play.handle.cancelled else play.player.next_frame()
+            if frame is None:
+                del self._leg_play[slot]
+                if not play.handle.cancelled:
+                    self._finish(play.handle)
+                continue
+            slots.append(slot)
+            frames.append(frame)
+            exclusive.append(play.exclusive)
+        if not slots:
+            return None
+        return LegOverlays.of(slots, np.stack(frames), exclusive, self.capacity)
+
+    def _meeting_overlays(self) -> MeetingOverlays | None:
+        if not self._meeting_play:
+            return None
+        index: list[int] = []
+        frames: list[NDArray[np.int32]] = []
+        for name, plays in list(self._meeting_play.items()):
+            total = np.zeros(FRAME, np.int32)
+            for play in list(plays):
+                frame = None if play.handle.cancelled else play.player.next_frame()
+                if frame is None:
+                    plays.remove(play)
+                    if not play.handle.cancelled:
+                        self._finish(play.handle)
+                    continue
+                total += frame
+            if not plays:
+                del self._meeting_play[name]
+            if name in self._meeting_index:
+                index.append(self._meeting_index[name])
+                frames.append(total)
+        if not index:
+            return None
+        stacked = np.clip(np.stack(frames), -32768, 32767).astype(np.int16)
+        return MeetingOverlays.of(index, stacked, self._plan.meetings)
+
+    def _encode(self, result: MixResult) -> TxBatch:
+        send = self._senders
+        packets = np.empty((len(send), PACKET_LEN), np.uint8)
+        if not len(send):
+            return TxBatch(send, packets)
+        shared, private = result.shared, result.private
+        shared_rows = len(shared)
+        # One encoded block per codec for the shared rows, then the private frames: every
+        # listener of a meeting gathers the same encoded row.
+        blocks = [g711.ulaw_encode(shared)]
+        alaw = self.alaw[send]
+        any_alaw = bool(alaw.any())
+        if any_alaw:
+            blocks.append(g711.alaw_encode(shared))
+        private_row = result.private_row[send]
+        is_private = private_row >= 0
+        if len(private):
+            private_codes = g711.ulaw_encode(private)
+            if any_alaw:
+                # A-law private legs are rare: re-encode only their rows.
+                arow = private_row[is_private & alaw]
+                private_codes[arow] = g711.alaw_encode(private[arow])
+            blocks.append(private_codes)
+        encoded = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        row = result.shared_row[send] + np.where(alaw, shared_rows, 0)
+        private_base = shared_rows * (2 if any_alaw else 1)
+        row = np.where(is_private, private_base + private_row, row)
+        packets[:, HEADER_LEN:] = encoded[row]
+        packets[:, :HEADER_LEN] = build_headers(
+            self.audio_pt[send].astype(np.uint8),
+            self.tx_seq[send],
+            self.tx_ts[send],
+            self.tx_ssrc[send],
+            self.tx_marker[send],
+        )
+        self.tx_seq[send] += np.uint16(1)
+        self.tx_ts[send] += np.uint32(FRAME)
+        self.tx_marker[send] = False
+        self.packets_out[send] += 1
+        return TxBatch(send, packets)
+
+    # -- RTCP ------------------------------------------------------------------------------
+
+    def _rtcp_due(self, now: float) -> list[tuple[int, bytes]]:
+        due = np.flatnonzero(self.next_rtcp <= now)
+        if not len(due):
+            return []
+        out = []
+        ntp = ntp_from_unix(now + self._wall_offset)
+        for slot in due.tolist():
+            out.append((slot, self._report(slot, now, ntp)))
+            self.rtcp_out[slot] += 1
+            self.next_rtcp[slot] = now + RTCP_INTERVAL * (0.5 + float(self._rng.random()))
+        return out
+
+    def _report(self, slot: int, now: float, ntp: int) -> bytes:
+        blocks = self._report_blocks(slot, now)
+        ts_now = int(self.tx_ts[slot])
+        sr = SenderReport(
+            ssrc=int(self.tx_ssrc[slot]),
+            ntp_timestamp=ntp,
+            rtp_timestamp=ts_now,
+            packet_count=int(self.packets_out[slot]) & 0xFFFF_FFFF,
+            octet_count=int(self.packets_out[slot]) * FRAME & 0xFFFF_FFFF,
+            reports=blocks,
+        )
+        cname = SourceDescription(((int(self.tx_ssrc[slot]), "conf-server"),))
+        return build_compound([sr, cname])
+
+    def _report_blocks(self, slot: int, now: float) -> tuple[ReportBlock, ...]:
+        ssrc = int(self.jitter.ssrc[slot])
+        if ssrc < 0:
+            return ()
+        expected = int(self.jitter.max_seq[slot] - self.jitter.base_seq[slot] + 1)
+        received = int(self.jitter.counters[Counter.RECEIVED, slot])
+        prior_e, prior_r = self._rr_prior.get(slot, (0, 0))
+        self._rr_prior[slot] = (expected, received)
+        interval_e, interval_lost = expected - prior_e, expected - prior_e - (received - prior_r)
+        fraction = (
+            0
+            if interval_e <= 0 or interval_lost <= 0
+            else min(255, (interval_lost << 8) // interval_e)
+        )
+        lsr, arrival = self._last_sr.get(slot, (0, now))
+        lost = int(self.jitter.lost()[slot])
+        return (
+            ReportBlock(
+                ssrc=ssrc,
+                fraction_lost=fraction,
+                cumulative_lost=max(-0x800000, min(0x7FFFFF, lost)),
+                highest_seq=int(self.jitter.max_seq[slot]) & 0xFFFF_FFFF,
+                jitter=int(self.jitter.jitter[slot]),
+                lsr=lsr,
+                dlsr=0 if not lsr else min(0xFFFF_FFFF, int((now - arrival) * 65536)),
+            ),
+        )
+
+    def rtcp_received(self, slot: int, data: bytes, now: float) -> None:
+        """A compound RTCP packet from the leg's peer: file SRs (for LSR) and reports on us."""
+        if self.legs[slot] is None:
+            return
+        try:
+            packets = parse_compound(data)
+        except MediaParseError:
+            self.malformed[slot] += 1
+            return
+        self.rtcp_in[slot] += 1
+        now_ntp = ntp_from_unix(now + self._wall_offset)
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self._last_sr[slot] = (ntp_middle32(packet.ntp_timestamp), now)
+            apply_report(self._send_stats[slot], int(self.tx_ssrc[slot]), packet, now_ntp)
+
+
+def _bind_digit(callback: Callable[[Digit], None], digit: Digit) -> Callback:
+    return lambda: callback(digit)
+
+
+def _bind_talk(callback: Callable[[bool], None], value: bool) -> Callback:
+    return lambda: callback(value)
