@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conf_server.domain.attributes import Role, resolve
 from conf_server.domain.ivr import CancelTimer, StartTimer
@@ -735,3 +737,87 @@ def test_errors_name_what_is_wrong() -> None:
         b.svc.timer_fired("keypad:zz", 0.0)
     with pytest.raises(IllegalInputError, match="decided by the meeting"):
         b.svc.leave("a", 0.0, LeaveReason.FULL)
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+ROOMS = ("r1", "r2")
+CALLS = tuple(f"c{i}" for i in range(6))
+Op = tuple[str, str, int, float]
+operations = st.tuples(
+    st.sampled_from(("join", "leave", "key", "mute", "hold", "lock", "kick", "end", "wait")),
+    st.sampled_from(CALLS),
+    st.integers(0, 30),
+    st.floats(0.0, 40.0),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(operations, max_size=40),
+    st.sampled_from(("first", "moderator")),
+    st.sampled_from(("last", "moderator")),
+)
+def test_random_operations_keep_the_invariants(ops: list[Op], start: str, stop: str) -> None:
+    b = Bridge(conference_start_how=start, conference_stop_how=stop, conference_stop_wait=20,
+               conference_start_wait=90, conference_maxcalls=4, call_maxduration=100)  # fmt: skip
+    joins: dict[str, int] = dict.fromkeys(ROOMS, 0)
+    leaves: dict[str, int] = dict.fromkeys(ROOMS, 0)
+    for name, call, n, dt in ops:
+        b.at(b.now + dt)
+        room, role = ROOMS[n % 2], list(Role)[n % 3]
+        present = b.svc.has_call(call)
+        if name == "join" and not present:
+            b.join(call, role, room)
+        elif name == "key" and present:
+            b.keys(call, "*" + "6#9578424"[n % 9])
+        elif name in ("leave", "kick", "mute", "hold") and present:
+            b.do(_CALL_OPS[name](call, n % 2 == 0, b.now))
+        elif name in ("lock", "end") and room in b.svc.meetings():
+            b.do(_ROOM_OPS[name](room, n % 2 == 0, b.now))
+        _check(b)
+    for e in b.events:
+        if isinstance(e, CallJoined):
+            joins[e.room] += 1
+        elif isinstance(e, CallLeft):
+            leaves[e.room] += 1
+    for room in ROOMS:
+        live = b.svc.meetings().get(room)
+        assert joins[room] - leaves[room] == (len(live.participants) if live else 0)
+
+
+_CALL_OPS: dict[str, Callable[[str, bool, float], Callable[[MeetingService], Outcome]]] = {
+    "leave": lambda c, f, t: lambda s: s.leave(c, t),
+    "kick": lambda c, f, t: lambda s: s.kick(c, t),
+    "mute": lambda c, f, t: (
+        lambda s: Outcome() if s.participant(c).role is Role.LISTENER else s.mute(c, f, t)
+    ),
+    "hold": lambda c, f, t: lambda s: s.hold(c, f, t),
+}
+_ROOM_OPS: dict[str, Callable[[str, bool, float], Callable[[MeetingService], Outcome]]] = {
+    "lock": lambda r, f, t: lambda s: s.lock(r, f, t),
+    "end": lambda r, f, t: lambda s: s.end(r, t),
+}
+
+
+def _check(b: Bridge) -> None:
+    """Nobody in two meetings, no listener heard, the fake runtime agrees with the service."""
+    seen: set[str] = set()
+    for room, meeting in b.svc.meetings().items():
+        calls = set(meeting.participants)
+        assert not calls & seen
+        seen |= calls
+        for call, p in meeting.participants.items():
+            assert b.svc.room_of(call) == room
+            assert (b.mix.get(call) == room) is (p.phase.value == "in")
+    assert set(b.mix) <= seen
+    assert set(b.music) <= seen
+    for call, f in b.flags.items():
+        if b.svc.participant(call).role is Role.LISTENER:
+            assert f.listener and f.muted
+        assert f.listener is (b.svc.participant(call).role is Role.LISTENER)
+    seqs: dict[tuple[str, int], int] = {}
+    for e in b.events:
+        key = (e.room, e.instance)
+        assert e.seq == seqs.get(key, 0) + 1
+        seqs[key] = e.seq
