@@ -62,7 +62,7 @@ from media.playback import PromptPlayer
 from sip.sdp import MediaParams
 
 # conf_server.logs.get_logger passes logger= twice on this structlog (reported to the lead).
-log = structlog.get_logger().bind(logger="media.engine")
+log = structlog.get_logger(logger_name="media.engine")
 
 MAX_BEHIND = 5
 RX_ROWS = 8192
@@ -324,11 +324,12 @@ class MediaEngine:
             ticker.started(self._clock())
             self.tick_once()
             ended = self._clock()
+            due = ticker.deadline + TICK  # the deadline this tick ran past, if it overran
             verdict = ticker.finished(ended)
             if verdict.overrun:
                 log.warning(
                     "engine.overrun",
-                    lateness_ms=round((ended - verdict.next_deadline) * 1000.0 + 20.0, 2),
+                    lateness_ms=round((ended - due) * 1000.0, 2),
                     skipped=verdict.skipped,
                 )
 

@@ -162,6 +162,7 @@ class MediaCore:
         self.gain_in = np.zeros(n, np.float64)
         self.gain_out = np.zeros(n, np.float64)
         self._dtmf: dict[int, DtmfReceiver] = {}
+        self._dtmf_pending: set[int] = set()
         self._inband: dict[int, InbandDetector] = {}
         self._send_stats: dict[int, SendStats] = {}
         self._last_sr: dict[int, tuple[int, float]] = {}  # slot -> (LSR, arrival)
@@ -359,8 +360,10 @@ class MediaCore:
         batch = parse_batch(rx.buf[:k], rx.lengths[:k])
         slots = rx.slots[:k]
         valid = batch.valid & self.active[slots]
-        np.add.at(self.malformed, slots[~batch.valid], 1)
-        np.add.at(self.packets_in, slots[valid], 1)
+        # bincount, not np.add.at: the latter is ~10x slower for a tick of packets.
+        self.packets_in += np.bincount(slots[valid], minlength=self.capacity)
+        if not bool(batch.valid.all()):
+            self.malformed += np.bincount(slots[~batch.valid], minlength=self.capacity)
         pt = batch.payload_type.astype(np.int16)
         for i in np.flatnonzero(valid & (pt == self.dtmf_pt[slots])).tolist():
             start = int(batch.payload_offset[i])
@@ -398,11 +401,17 @@ class MediaCore:
             self.malformed[slot] += 1
             return
         self._emit_digits(slot, digits)
+        if receiver.next_deadline is not None:
+            self._dtmf_pending.add(slot)
 
     def _poll_dtmf(self, now: float) -> None:
-        for slot, receiver in self._dtmf.items():
-            deadline = receiver.next_deadline
-            if deadline is not None and now >= deadline:
+        # Only legs inside an event can time out: polling all receivers cost ~1 ms per tick.
+        for slot in list(self._dtmf_pending):
+            receiver = self._dtmf.get(slot)
+            deadline = None if receiver is None else receiver.next_deadline
+            if receiver is None or deadline is None:
+                self._dtmf_pending.discard(slot)
+            elif now >= deadline:
                 self._emit_digits(slot, receiver.poll(now))
 
     def _detect_inband(self, frames: NDArray[np.int16]) -> None:
@@ -530,14 +539,15 @@ class MediaCore:
             return []
         out = []
         ntp = ntp_from_unix(now + self._wall_offset)
+        lost = self.jitter.lost()
         for slot in due.tolist():
-            out.append((slot, self._report(slot, now, ntp)))
+            out.append((slot, self._report(slot, now, ntp, int(lost[slot]))))
             self.rtcp_out[slot] += 1
             self.next_rtcp[slot] = now + RTCP_INTERVAL * (0.5 + float(self._rng.random()))
         return out
 
-    def _report(self, slot: int, now: float, ntp: int) -> bytes:
-        blocks = self._report_blocks(slot, now)
+    def _report(self, slot: int, now: float, ntp: int, lost: int) -> bytes:
+        blocks = self._report_blocks(slot, now, lost)
         ts_now = int(self.tx_ts[slot])
         sr = SenderReport(
             ssrc=int(self.tx_ssrc[slot]),
@@ -550,7 +560,7 @@ class MediaCore:
         cname = SourceDescription(((int(self.tx_ssrc[slot]), "conf-server"),))
         return build_compound([sr, cname])
 
-    def _report_blocks(self, slot: int, now: float) -> tuple[ReportBlock, ...]:
+    def _report_blocks(self, slot: int, now: float, lost: int) -> tuple[ReportBlock, ...]:
         ssrc = int(self.jitter.ssrc[slot])
         if ssrc < 0:
             return ()
@@ -565,7 +575,6 @@ class MediaCore:
             else min(255, (interval_lost << 8) // interval_e)
         )
         lsr, arrival = self._last_sr.get(slot, (0, now))
-        lost = int(self.jitter.lost()[slot])
         return (
             ReportBlock(
                 ssrc=ssrc,
