@@ -89,6 +89,7 @@ class SipSettings:
     t2: float = 4.0
     t4: float = 5.0
     force_rport: bool = True
+    ring_time: float = 0.0
     max_transactions: int = 20_000
     max_dialogs: int = 5_000
     max_tcp_connections: int = 1_000

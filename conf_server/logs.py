@@ -60,6 +60,6 @@ def configure(fmt: LogFormat = "auto", level: str = "info", stream: Any = None) 
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    """A logger carrying ``logger=name``; bind call context on it."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(logger=name)
+    """A logger carrying ``component=name``; bind call context on it."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
     return logger

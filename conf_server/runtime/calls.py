@@ -1,0 +1,410 @@
+"""Calls: the runtime object that turns SIP dialog events into conference legs.
+
+Path of an incoming call (DESIGN.md §1, RFC 3261 §13.3, RFC 3264 §6):
+
+1. ``IncomingInvite`` (100 Trying already sent by the core). The dialled number is normalised to
+   E.164 and looked up as a DID: not a number or unknown → 404.
+2. The SDP offer is negotiated: malformed → 400, nothing in common → 488 with a Warning, no body
+   (delayed offer) → 488 as well (we always answer an offer, never make one in a 2xx).
+3. A media leg (its own RTP/RTCP port pair) is allocated: none free → 503 + Retry-After.
+4. Optional ring time (``sip.ring_time``): 180 Ringing, then the answer after that many seconds;
+   a CANCEL meanwhile ends the call as ``cancelled``.
+5. 200 OK with our SDP answer. A ``CallConfirmed`` (ACK) follows; a re-INVITE renegotiates on the
+   same port (hold with sendonly/inactive, resume with sendrecv); BYE either way ends the call.
+
+Every log line of a call carries ``call_id``, ``did``, ``caller`` and ``peer``; at the end one
+``call.ended`` line gives duration, how it ended and the media statistics. Anything a call's
+handler raises tears down that call only (DESIGN.md convention 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from conf_server.domain.routing import dialled_did, dialled_user
+from conf_server.logs import get_logger
+from conf_server.runtime.ports import PortsExhaustedError
+from media.dtmf import Digit
+from sip.endpoint import SipEndpoint
+from sip.errors import NegotiationError, SdpError, SipError
+from sip.events import (
+    CallConfirmed,
+    CallEnded,
+    DialogId,
+    DtmfInfo,
+    Event,
+    IncomingInvite,
+    InviteCancelled,
+    InviteId,
+    MessageRejected,
+    ReInviteReceived,
+    RequestDropped,
+)
+from sip.message import Request
+from sip.sdp import MediaParams, SessionDescription, answer_offer
+
+log = get_logger("call")
+
+
+class Leg(Protocol):
+    """What the call layer needs of a media leg."""
+
+    @property
+    def port(self) -> int: ...
+
+
+class Media(Protocol):
+    """The slice of the media engine the call layer uses (``runtime.engine.MediaEngine``)."""
+
+    def add_leg(
+        self,
+        params: MediaParams,
+        *,
+        on_digit: Callable[[Digit], None],
+        on_talking: Callable[[bool], None] | None = None,
+    ) -> Any: ...
+    def update_leg(self, leg: Any, params: MediaParams) -> None: ...
+    def remove_leg(self, leg: Any) -> Any: ...
+
+
+class DidDirectory(Protocol):
+    """Where DIDs are looked up (the store)."""
+
+    async def find_did(self, e164: str) -> Any | None: ...
+
+
+class CallRejectedError(Exception):
+    """A call refused with a SIP status before it was answered."""
+
+    def __init__(self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()):
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
+
+@dataclass(eq=False)
+class Call:
+    """One answered (or about to be answered) incoming call."""
+
+    id: str
+    did: str
+    caller: str
+    peer: str
+    invite_id: InviteId
+    started: float
+    log: Any
+    dialog_id: DialogId | None = None
+    leg: Any = None
+    params: MediaParams | None = None
+    answered: float | None = None
+    sdp_version: int = 1
+    session_id: int = 0
+    digits: int = 0
+    on_hold: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """Call-layer settings (from ``[sip]``)."""
+
+    default_region: str = "US"
+    ring_time: float = 0.0
+    media_host: str = "127.0.0.1"
+
+
+class CallManager:
+    """Consumes endpoint events; owns every live call."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        media: Media,
+        directory: DidDirectory,
+        settings: CallSettings,
+        *,
+        flush: Callable[[], None],
+        clock: Callable[[], float],
+        on_digit: Callable[[Call, Digit], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.media = media
+        self.directory = directory
+        self.settings = settings
+        self.flush = flush
+        self.clock = clock
+        self.on_digit = on_digit
+        self.calls: dict[str, Call] = {}
+        self._by_invite: dict[InviteId, Call] = {}
+        self._by_dialog: dict[DialogId, Call] = {}
+        self._session_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handlers: dict[type[Any], Callable[[Any], None]] = {
+            IncomingInvite: self._handle_incoming_invite,
+            InviteCancelled: self._handle_invite_cancelled,
+            CallConfirmed: self._handle_call_confirmed,
+            CallEnded: self._handle_call_ended,
+            ReInviteReceived: self._handle_reinvite,
+            DtmfInfo: self._handle_dtmf_info,
+            MessageRejected: self._handle_message_rejected,
+            RequestDropped: self._handle_request_dropped,
+        }
+
+    # -- event pump --------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Handle every pending endpoint event (called after each transport activity)."""
+        while (event := self.endpoint.next_event()) is not None:
+            self._dispatch(event)
+
+    def _dispatch(self, event: Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            log.debug("sip.event_ignored", sip_event=type(event).__name__)
+            return
+        try:
+            handler(event)
+        except Exception:  # one call's failure must not stop the pump for the others
+            log.exception("call.handler_failed", sip_event=type(event).__name__)
+
+    # -- incoming calls ------------------------------------------------------------------------
+
+    def _handle_incoming_invite(self, event: IncomingInvite) -> None:
+        req = event.request
+        call = Call(
+            id=req.call_id,
+            did=dialled_user(req) or "",
+            caller=_caller(req),
+            peer=_peer(event.addr),
+            invite_id=event.invite_id,
+            started=self.clock(),
+            log=log.bind(call_id=req.call_id, peer=_peer(event.addr)),
+            session_id=next(self._session_ids),
+        )
+        call.log = call.log.bind(caller=call.caller, did=call.did)
+        self._by_invite[event.invite_id] = call
+        self.calls[call.id] = call
+        self._spawn(call, self._setup(call, req))
+
+    async def _setup(self, call: Call, req: Request) -> None:
+        try:
+            await self._route(call, req)
+            answer = self._negotiate(call, req)
+            if self.settings.ring_time > 0:
+                self.endpoint.send_response(call.invite_id, 180, self.clock())
+                self.flush()
+                await asyncio.sleep(self.settings.ring_time)
+            self._answer(call, answer)
+        except CallRejectedError as exc:
+            self._reject(call, exc)
+
+    async def _route(self, call: Call, req: Request) -> None:
+        e164 = dialled_did(req, self.settings.default_region)
+        if e164 is None:
+            raise CallRejectedError(404, "Not Found")
+        call.did = e164
+        call.log = call.log.bind(did=e164)
+        if await self.directory.find_did(e164) is None:
+            raise CallRejectedError(404, "Not Found")
+
+    def _negotiate(self, call: Call, req: Request) -> SessionDescription:
+        if not req.body:
+            raise CallRejectedError(
+                488, "Not Acceptable Here", (("Warning", '399 conf-server "SDP offer required"'),)
+            )
+        try:
+            offer = SessionDescription.parse(req.body)
+            # Negotiate before allocating: a call we refuse never holds a port pair.
+            _, params = self._answer_sdp(call, offer, port=0)
+        except SdpError as exc:
+            raise CallRejectedError(400, f"Bad SDP: {exc}") from None
+        except NegotiationError as exc:
+            raise CallRejectedError(
+                488, "Not Acceptable Here", (("Warning", exc.warning),)
+            ) from None
+        try:
+            call.leg = self.media.add_leg(params, on_digit=lambda digit: self._digit(call, digit))
+        except (PortsExhaustedError, OSError) as exc:
+            call.log.warning("call.no_media_port", error=str(exc))
+            raise CallRejectedError(503, "Service Unavailable", (("Retry-After", "5"),)) from None
+        call.params = params
+        answer, _ = self._answer_sdp(call, offer, port=call.leg.port)
+        return answer
+
+    def _answer_sdp(
+        self, call: Call, offer: SessionDescription, port: int
+    ) -> tuple[SessionDescription, MediaParams]:
+        return answer_offer(
+            offer,
+            self.settings.media_host,
+            port,
+            session_id=call.session_id,
+            session_version=call.sdp_version,
+        )
+
+    def _answer(self, call: Call, answer: SessionDescription) -> None:
+        if call.invite_id not in self._by_invite:
+            return  # cancelled while ringing
+        call.dialog_id = self.endpoint.answer(call.invite_id, bytes(answer), self.clock())
+        del self._by_invite[call.invite_id]
+        self._by_dialog[call.dialog_id] = call
+        call.answered = self.clock()
+        params = call.params
+        call.log.info(
+            "call.answered",
+            codec=params.codec.name if params else None,
+            rtp_port=call.leg.port,
+            remote_rtp=f"{params.remote_addr}:{params.remote_port}" if params else None,
+            dtmf="rfc4733" if params and params.dtmf_payload_type is not None else "inband",
+        )
+        self.flush()
+
+    def _reject(self, call: Call, exc: CallRejectedError) -> None:
+        if call.invite_id in self._by_invite:
+            try:
+                self.endpoint.send_response(
+                    call.invite_id, exc.status, self.clock(), reason=exc.reason, headers=exc.headers
+                )
+            except SipError as err:  # the INVITE was cancelled meanwhile
+                call.log.debug("call.reject_late", error=str(err))
+            self.flush()
+        self._finish(call, f"rejected_{exc.status}")
+
+    def _handle_invite_cancelled(self, event: InviteCancelled) -> None:
+        call = self._by_invite.get(event.invite_id)
+        if call is not None:
+            self._finish(call, "cancelled")
+
+    # -- established calls ---------------------------------------------------------------------
+
+    def _handle_call_confirmed(self, event: CallConfirmed) -> None:
+        call = self._by_dialog.get(event.dialog_id)
+        if call is not None:
+            call.log.debug("call.confirmed")
+
+    def _handle_call_ended(self, event: CallEnded) -> None:
+        call = self._by_dialog.get(event.dialog_id)
+        if call is not None:
+            self._finish(call, event.reason)
+
+    def _handle_reinvite(self, event: ReInviteReceived) -> None:
+        call = self._by_dialog.get(event.dialog_id)
+        now = self.clock()
+        if call is None or call.leg is None:
+            self.endpoint.answer_reinvite(event.reinvite_id, 481, b"", now)
+            return
+        try:
+            offer = SessionDescription.parse(event.request.body)
+            call.sdp_version += 1
+            answer, params = self._answer_sdp(call, offer, port=call.leg.port)
+        except (SdpError, NegotiationError) as exc:
+            call.log.info("call.reinvite_refused", error=str(exc))
+            self.endpoint.answer_reinvite(event.reinvite_id, 488, b"", now)
+            return
+        self.media.update_leg(call.leg, params)
+        call.params = params
+        if params.on_hold != call.on_hold:
+            call.on_hold = params.on_hold
+            call.log.info("call.held" if params.on_hold else "call.resumed")
+        self.endpoint.answer_reinvite(event.reinvite_id, 200, bytes(answer), now)
+
+    def _handle_dtmf_info(self, event: DtmfInfo) -> None:
+        call = self._by_dialog.get(event.dialog_id)
+        if call is None:
+            return
+        try:
+            digit = Digit(event.digit, event.duration_ms, "info")
+        except ValueError:
+            call.log.info("call.bad_info_digit")
+            return
+        self._digit(call, digit)
+
+    def _digit(self, call: Call, digit: Digit) -> None:
+        call.digits += 1
+        call.log.debug("call.digit", source=digit.source)  # never the key: codes are secrets
+        if self.on_digit is not None:
+            self.on_digit(call, digit)
+
+    # -- refusals and drops ----------------------------------------------------------------------
+
+    def _handle_message_rejected(self, event: MessageRejected) -> None:
+        log.info("sip.rejected", peer=_peer(event.addr), status=event.status, reason=event.reason)
+
+    def _handle_request_dropped(self, event: RequestDropped) -> None:
+        log.debug("sip.dropped", peer=_peer(event.addr), reason=event.reason)
+
+    # -- hang-up and teardown --------------------------------------------------------------------
+
+    def hangup(self, call: Call) -> None:
+        """End a call from our side (BYE); ``call.ended`` follows when the dialog ends."""
+        if call.dialog_id is None:
+            raise ValueError(f"call {call.id} is not answered")
+        self.endpoint.hangup(call.dialog_id, self.clock())
+        self.flush()
+
+    def hangup_all(self) -> None:
+        """BYE every answered call (shutdown)."""
+        for call in list(self._by_dialog.values()):
+            self.hangup(call)
+
+    def _finish(self, call: Call, reason: str) -> None:
+        if self.calls.pop(call.id, None) is None:
+            return
+        self._by_invite.pop(call.invite_id, None)
+        if call.dialog_id is not None:
+            self._by_dialog.pop(call.dialog_id, None)
+        for task in call.tasks:
+            task.cancel()
+        stats: dict[str, Any] = {}
+        if call.leg is not None:
+            stats = _summary_fields(self.media.remove_leg(call.leg))
+        now = self.clock()
+        fields = {
+            **stats,
+            "reason": reason,
+            "duration": round(now - call.answered, 3) if call.answered is not None else 0.0,
+            "setup_ms": round(((call.answered or now) - call.started) * 1000, 1),
+            "answered": call.answered is not None,
+            "digits": call.digits,  # every source (RFC 4733, in-band, INFO); never the keys
+        }
+        call.log.info("call.ended", **fields)
+
+    def _spawn(self, call: Call, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(self._guard(call, coro))
+        call.tasks.add(task)
+        task.add_done_callback(call.tasks.discard)
+
+    async def _guard(self, call: Call, coro: Awaitable[None]) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # tear down this call only
+            call.log.exception("call.failed")
+            if call.invite_id in self._by_invite:
+                self._reject(call, CallRejectedError(500, "Server Internal Error"))
+            elif call.dialog_id is not None:
+                self.hangup(call)
+
+
+def _summary_fields(summary: Any) -> dict[str, Any]:
+    """The media statistics of a removed leg, as log fields."""
+    fields: dict[str, Any] = summary.as_log()
+    fields.pop("leg", None)
+    return fields
+
+
+def _caller(req: Request) -> str:
+    uri = req.from_.uri
+    user = getattr(uri, "user", None)
+    return str(user) if user else str(uri)
+
+
+def _peer(addr: tuple[str, int]) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

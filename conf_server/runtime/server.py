@@ -1,0 +1,227 @@
+"""The server process: store, media engine, SIP endpoint, listeners and calls in one loop.
+
+Start-up order matters: the store first (a bad database URL fails before any port is taken),
+then the media engine, then the SIP sockets (port 0 picks a free port; the endpoint is told the
+real one for Via and Contact), and the call layer last. Any problem an operator can fix is a
+``StartupError`` with one line naming it; ``conf-server run`` prints it and exits 2.
+
+Shutdown sends BYE to every answered call and gives the BYEs a moment to leave before the
+sockets close, so phones are not left with a silent call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conf_server.config import Settings, parse_hostport, parse_port_range
+from conf_server.logs import configure, get_logger
+from conf_server.runtime.calls import CallManager, CallSettings
+from conf_server.runtime.engine import MediaEngine
+from conf_server.runtime.ports import PortAllocator
+from conf_server.runtime.sip_transport import SipTransport
+from conf_server.store import Store
+from conf_server.store.errors import ProvisionError, StoreError
+from conf_server.store.provision import provision_file
+from sip.endpoint import EndpointConfig, SipEndpoint
+from sip.ids import SecretIds
+from sip.protection import Guard, GuardConfig
+
+log = get_logger("server")
+
+DEMO_FILE = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
+# Addresses meaning "every interface": never usable as our address in Contact or SDP.
+WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104
+
+
+class StartupError(Exception):
+    """The server cannot start for a reason the operator can fix."""
+
+
+def local_address(listen_host: str, public_host: str) -> str:
+    """The address to put in Contact/Via and SDP: configured, bound, or the primary one."""
+    if public_host:
+        return public_host
+    if listen_host not in WILDCARDS:
+        return listen_host
+    family = socket.AF_INET6 if listen_host == "::" else socket.AF_INET
+    probe = "2001:db8::1" if family == socket.AF_INET6 else "192.0.2.1"
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((probe, 9))  # UDP connect sends nothing; it only picks a route
+            return str(sock.getsockname()[0])
+        except OSError:
+            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+
+@dataclass
+class Server:
+    """One conference server; ``start`` then ``stop``."""
+
+    settings: Settings
+    sip_addresses: list[tuple[str, tuple[str, int]]] = field(default_factory=list)
+    store: Store | None = None
+    engine: MediaEngine | None = None
+    endpoint: SipEndpoint | None = None
+    transport: SipTransport | None = None
+    calls: CallManager | None = None
+    demo_lines: list[str] = field(default_factory=list)
+    started: bool = False
+
+    async def start(self, *, demo: bool = False) -> None:
+        """Bring everything up; raise StartupError with one readable line on failure."""
+        await self._open_store(demo)
+        sip = self.settings.sip
+        host, port = parse_hostport(sip.listen, 5060)
+        media_host = local_address(host, sip.public_host)
+        low, high = parse_port_range(self.settings.rtp.ports)
+        rtp_bind = host if host not in WILDCARDS else ("::" if ":" in media_host else "0.0.0.0")  # noqa: S104
+        self.transport = SipTransport(
+            self._on_activity, max_tcp_connections=sip.max_tcp_connections
+        )
+        port = await self._listen(host, port)  # before the engine: a taken port fails first
+        self.engine = MediaEngine(
+            ports=PortAllocator(rtp_bind, low, high),
+            jitter_min_ms=self.settings.rtp.jitter_min_ms,
+            jitter_max_ms=self.settings.rtp.jitter_max_ms,
+            strict_source=self.settings.rtp.strict_source,
+            strict_learn_packets=self.settings.rtp.strict_learn_packets,
+        )
+        await self.engine.start()
+        self.endpoint = SipEndpoint(
+            EndpointConfig(
+                host=media_host,
+                port=port,
+                user_agent=sip.user_agent,
+                t1=sip.t1,
+                t2=sip.t2,
+                t4=sip.t4,
+                max_transactions=sip.max_transactions,
+                max_dialogs=sip.max_dialogs,
+                force_rport=sip.force_rport,
+            ),
+            SecretIds(),
+            Guard(_guard_config(self.settings)),
+        )
+        loop = asyncio.get_running_loop()
+        self.calls = CallManager(
+            self.endpoint,
+            self.engine,
+            self.store,  # type: ignore[arg-type]  # set by _open_store
+            CallSettings(sip.default_region, sip.ring_time, media_host),
+            flush=self.transport.flush,
+            clock=loop.time,
+        )
+        self.transport.endpoint = self.endpoint
+        self.sip_addresses = list(self.transport.addresses)
+        self.started = True
+        log.info(
+            "server.started",
+            sip=[f"{t.lower()}:{a[0]}:{a[1]}" for t, a in self.sip_addresses],
+            media_host=media_host,
+            rtp_ports=self.settings.rtp.ports,
+        )
+
+    async def _open_store(self, demo: bool) -> None:
+        url = self.settings.db.url
+        try:
+            self.store = await Store.open(url)
+        except (StoreError, OSError, ValueError) as exc:
+            raise StartupError(f"cannot open database {url}: {exc}") from None
+        if demo:
+            try:
+                report = await provision_file(self.store, DEMO_FILE)
+            except ProvisionError as exc:
+                raise StartupError(str(exc)) from None
+            self.demo_lines = report.lines()
+
+    async def _listen(self, host: str, port: int) -> int:
+        assert self.transport is not None
+        sip = self.settings.sip
+        hosts = [host] + (["::"] if sip.ipv6 and host in WILDCARDS else [])
+        for h in hosts:
+            for transport in sip.transports:
+                try:
+                    if transport == "udp":
+                        port = (await self.transport.listen_udp(h, port))[1]
+                    else:
+                        port = (await self.transport.listen_tcp(h, port))[1]
+                except OSError as exc:
+                    await self.transport.close()
+                    where = f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
+                    raise StartupError(
+                        f"cannot listen for SIP on {transport} {where}: {exc.strerror or exc}"
+                    ) from None
+        return port
+
+    def _on_activity(self) -> None:
+        if self.calls is not None:
+            self.calls.pump()
+
+    async def stop(self) -> None:
+        """Hang up every call, then close sockets, media and the store."""
+        if self.calls is not None:
+            self.calls.hangup_all()
+            for _ in range(20):
+                if not self.calls.calls:
+                    break
+                await asyncio.sleep(0.05)
+        if self.transport is not None:
+            await self.transport.close()
+        if self.engine is not None:
+            await self.engine.stop()
+        if self.store is not None:
+            await self.store.close()
+        if self.started:
+            log.info("server.stopped")
+
+
+def _guard_config(settings: Settings) -> GuardConfig:
+    g = settings.sip.guard
+    return GuardConfig(
+        window=g.window, limit=g.limit, ban=g.ban, trusted=g.trusted, max_sources=g.max_sources
+    )
+
+
+def banner(server: Server) -> str:
+    """What ``conf-server run`` prints for a person once the server is up."""
+    lines = ["conf-server is running."]
+    for transport, (host, port) in server.sip_addresses:
+        shown = f"[{host}]" if ":" in host else host
+        lines.append(f"  SIP {transport:<3} {shown}:{port}")
+    if server.demo_lines:
+        udp = next((a for t, a in server.sip_addresses if t == "UDP"), ("127.0.0.1", 5060))
+        target = "127.0.0.1" if udp[0] in WILDCARDS else udp[0]
+        lines += [
+            "Demo provisioned:",
+            *(f"  {line}" for line in server.demo_lines),
+            f"  Dial sip:+12125550100@{target}:{udp[1]} from any SIP phone.",
+            "  Room 100001: access code 1111 host, 2222 participant, 3333 listener (then #).",
+            "  Room 100002: 4444 host, 5555 participant; PIN 2468 (organizer) or 1357;",
+            "               participants wait with music until the host joins.",
+        ]
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines) + "\n"
+
+
+async def serve(settings: Settings, *, demo: bool = False) -> None:
+    """Run until SIGINT/SIGTERM."""
+    configure(settings.log.format, settings.log.level)  # type: ignore[arg-type]
+    server = Server(settings)
+    try:
+        await server.start(demo=demo)
+    except StartupError:
+        await server.stop()
+        raise
+    sys.stdout.write(banner(server))
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
