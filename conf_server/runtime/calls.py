@@ -95,6 +95,7 @@ class Call:
     did: str
     caller: str
     peer: str
+    source_ip: str
     invite_id: InviteId
     started: float
     log: Any
@@ -118,6 +119,19 @@ class CallSettings:
     media_host: str = "127.0.0.1"
 
 
+class CallHooks(Protocol):
+    """What the conference layer (IVR, meetings) is told about calls.
+
+    ``answered`` runs once the 200 OK is sent (the call has its dialog and media leg);
+    ``digit`` for every DTMF digit from any source; ``ended`` before the leg is removed, with
+    how the call ended. Each runs in the event loop; an exception tears down that call only.
+    """
+
+    def answered(self, call: Call) -> None: ...
+    def digit(self, call: Call, digit: Digit) -> None: ...
+    def ended(self, call: Call, reason: str) -> None: ...
+
+
 class CallManager:
     """Consumes endpoint events; owns every live call."""
 
@@ -130,7 +144,7 @@ class CallManager:
         *,
         flush: Callable[[], None],
         clock: Callable[[], float],
-        on_digit: Callable[[Call, Digit], None] | None = None,
+        hooks: CallHooks | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.media = media
@@ -138,7 +152,7 @@ class CallManager:
         self.settings = settings
         self.flush = flush
         self.clock = clock
-        self.on_digit = on_digit
+        self.hooks = hooks
         self.calls: dict[str, Call] = {}
         self._by_invite: dict[InviteId, Call] = {}
         self._by_dialog: dict[DialogId, Call] = {}
@@ -181,6 +195,7 @@ class CallManager:
             did=dialled_user(req) or "",
             caller=_caller(req),
             peer=_peer(event.addr),
+            source_ip=event.addr[0],
             invite_id=event.invite_id,
             started=self.clock(),
             log=log.bind(call_id=req.call_id, peer=_peer(event.addr)),
@@ -262,6 +277,8 @@ class CallManager:
             remote_rtp=f"{params.remote_addr}:{params.remote_port}" if params else None,
             dtmf="rfc4733" if params and params.dtmf_payload_type is not None else "inband",
         )
+        if (hooks := self.hooks) is not None:
+            self._guarded(call, lambda: hooks.answered(call))
         self.flush()
 
     def _reject(self, call: Call, exc: CallRejectedError) -> None:
@@ -327,8 +344,8 @@ class CallManager:
     def _digit(self, call: Call, digit: Digit) -> None:
         call.digits += 1
         call.log.debug("call.digit", source=digit.source)  # never the key: codes are secrets
-        if self.on_digit is not None:
-            self.on_digit(call, digit)
+        if (hooks := self.hooks) is not None:
+            self._guarded(call, lambda: hooks.digit(call, digit))
 
     # -- refusals and drops ----------------------------------------------------------------------
 
@@ -360,6 +377,11 @@ class CallManager:
             self._by_dialog.pop(call.dialog_id, None)
         for task in call.tasks:
             task.cancel()
+        if self.hooks is not None and call.answered is not None:
+            try:
+                self.hooks.ended(call, reason)
+            except Exception:  # the call is ending anyway; its leg must still be freed
+                call.log.exception("call.hook_failed", hook="ended")
         stats: dict[str, Any] = {}
         if call.leg is not None:
             stats = _summary_fields(self.media.remove_leg(call.leg))
@@ -373,6 +395,19 @@ class CallManager:
             "digits": call.digits,  # every source (RFC 4733, in-band, INFO); never the keys
         }
         call.log.info("call.ended", **fields)
+
+    def _guarded(self, call: Call, action: Callable[[], None]) -> None:
+        """Run a hook; if it raises, log it and hang up that call only."""
+        try:
+            action()
+        except Exception:  # convention 4: a failure tears down its own call, nothing else
+            call.log.exception("call.hook_failed")
+            if call.dialog_id is not None and call.id in self.calls:
+                self.hangup(call)
+
+    def spawn(self, call: Call, coro: Awaitable[None]) -> None:
+        """Run a coroutine for ``call``; cancelled when the call ends, failures end the call."""
+        self._spawn(call, coro)
 
     def _spawn(self, call: Call, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(self._guard(call, coro))
