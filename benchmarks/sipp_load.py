@@ -95,7 +95,7 @@ def run_rate(rate: int, args: argparse.Namespace, port: int, pid: int, work: Pat
         *("-r", str(rate), "-m", str(total), "-l", str(rate * (args.hold + 5) * 2)),
         *("-d", str(args.hold * 1000)),
         *("-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port())),
-        *("-trace_rtt", "-rtt_freq", "100", "-trace_stat", "-fd", "5"),
+        *("-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-fd", "5"),
         *("-timeout", f"{args.seconds + args.hold + 60}s", "-nostdin"),
         "-max_socket",
         "4096",
@@ -122,9 +122,9 @@ def read_rtts(folder: Path) -> list[float]:
     values: list[float] = []
     for path in folder.glob("*_rtt.csv"):
         with path.open() as fh:
-            # rows: date_ms;date_sec;response_time;rtd_no
+            # rows: Date_ms;response_time_ms;rtd_no (sipp 3.6)
             rows = csv.reader(fh, delimiter=";")
-            values.extend(float(r[2]) for r in rows if len(r) >= 3 and r[0][:1].isdigit())
+            values.extend(float(r[1]) for r in rows if len(r) >= 3 and r[0][:1].isdigit())
     return values
 
 

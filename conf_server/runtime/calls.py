@@ -77,6 +77,34 @@ class DidDirectory(Protocol):
     async def find_did(self, e164: str) -> Any | None: ...
 
 
+class DidCache:
+    """DID lookups remembered for ``ttl`` seconds, found or not.
+
+    Every INVITE needs its DID; a database round trip costs ~2 ms, and scanners dial random
+    numbers by the thousand. Remembering misses too keeps such floods off the database; a DID
+    added or changed through the API or provisioning is seen within ``ttl`` seconds.
+    """
+
+    def __init__(self, directory: DidDirectory, clock: Callable[[], float], ttl: float = 5.0):
+        self.directory = directory
+        self.clock = clock
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Any | None]] = {}
+        self._max = 10_000
+
+    async def find_did(self, e164: str) -> Any | None:
+        """The DID record (or None), from memory when fresh."""
+        now = self.clock()
+        hit = self._entries.get(e164)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self.directory.find_did(e164)
+        if len(self._entries) >= self._max:
+            self._entries.clear()  # bounded: a flood of distinct numbers cannot grow memory
+        self._entries[e164] = (now + self.ttl, found)
+        return found
+
+
 class CallRejectedError(Exception):
     """A call refused with a SIP status before it was answered."""
 
@@ -117,6 +145,7 @@ class CallSettings:
     default_region: str = "US"
     ring_time: float = 0.0
     media_host: str = "127.0.0.1"
+    did_cache_ttl: float = 5.0
 
 
 class CallHooks(Protocol):
@@ -148,7 +177,7 @@ class CallManager:
     ) -> None:
         self.endpoint = endpoint
         self.media = media
-        self.directory = directory
+        self.directory = DidCache(directory, clock, settings.did_cache_ttl)
         self.settings = settings
         self.flush = flush
         self.clock = clock
