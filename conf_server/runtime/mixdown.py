@@ -22,58 +22,31 @@ together with each leg's summary (packets, loss, jitter, digits, RTCP) taken whe
 removed at the end. Every random choice (SSRCs, sequence and timestamp origins, comfort noise)
 comes from generators seeded by ``seed``, so the same inputs give byte-identical outputs.
 
-Example timeline (paths are relative to the timeline file; times are seconds)::
+Example timeline (paths are relative to the timeline file; ``at`` is in seconds; an event acts
+from the first tick starting at or after it; the run stops before the one ``end`` event)::
 
-    seed = 7                          # optional, default 0
-    music_on_hold = "moh.wav"         # optional: what held legs hear
+    seed = 7                            # optional, default 0
+    music_on_hold = "moh.wav"           # optional: what held legs hear
+    # actions: join leave mute unmute deaf undeaf hold unhold gain digits prompt tone end
+    events = [
+      { at = 0.0, action = "join", leg = "alice", meeting = "standup" },
+      { at = 0.0, action = "join", leg = "bob", meeting = "standup", listener = false },
+      { at = 1.0, action = "digits", leg = "bob", digits = "12#", duration_ms = 100 },
+      { at = 1.5, action = "gain", leg = "alice", out_db = -6.0 },    # in_db/out_db in [-20, 20]
+      { at = 2.0, action = "tone", meeting = "standup", freqs = [440.0, 480.0], duration_ms = 500 },
+      { at = 3.0, action = "prompt", leg = "alice", file = "moh.wav", exclusive = true },
+      { at = 4.0, action = "end" },
+    ]
 
     [legs.alice]
-    input = "alice.wav"               # optional: no input sends silence
-    codec = "PCMU"                    # PCMU (default) or PCMA
-    dtmf = "rfc4733"                  # rfc4733 (default) or inband
+    input = "alice.wav"                 # optional (no input: silence); longer inputs are cut
+    codec = "PCMU"                      # PCMU (default) or PCMA
+    dtmf = "rfc4733"                    # rfc4733 (default) or inband
 
     [legs.bob]
     input = "bob.wav"
     codec = "PCMA"
     dtmf = "inband"
-
-    [[events]]
-    at = 0.0
-    action = "join"                   # join leave mute unmute deaf undeaf hold unhold
-    leg = "alice"                     # gain digits prompt tone end
-    meeting = "standup"
-    listener = false                  # optional role flag
-
-    [[events]]
-    at = 0.0
-    action = "join"
-    leg = "bob"
-    meeting = "standup"
-
-    [[events]]
-    at = 1.0
-    action = "digits"
-    leg = "bob"
-    digits = "12#"
-    duration_ms = 100                 # optional (default 100), and gap_ms (default 100)
-
-    [[events]]
-    at = 1.5
-    action = "gain"
-    leg = "alice"
-    out_db = -6.0                     # in_db and/or out_db, each within [-20, 20]
-
-    [[events]]
-    at = 2.0
-    action = "tone"                   # or action = "prompt" with file = "welcome.wav"
-    meeting = "standup"               # or leg = "alice" (then exclusive = true/false)
-    freqs = [440.0, 480.0]
-    duration_ms = 500
-    level_dbfs = -12.0                # optional
-
-    [[events]]
-    at = 4.0
-    action = "end"                    # exactly one; the run stops before this tick
 """
 
 from __future__ import annotations
@@ -172,10 +145,9 @@ class _Table:
         value = self.data.get(key)
         if value is None:
             return None
+        kinds = kind if isinstance(kind, tuple) else (kind,)
         # bool is an int in Python; a flag written where a number belongs is still a mistake.
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise self.error(key, f"expected {what}, got {value!r}")
-        if not isinstance(value, kind):
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise self.error(key, f"expected {what}, got {value!r}")
         return value
 
@@ -290,20 +262,18 @@ def _parse_nothing(table: _Table, legs: Mapping[str, LegSpec], fields: dict[str,
     """``end`` takes no arguments."""
 
 
-def _parse_leg_only(table: _Table, legs: Mapping[str, LegSpec], fields: dict[str, Any]) -> None:
-    _leg_field(table, legs, fields)
-
-
 _EventParser = Callable[[_Table, Mapping[str, LegSpec], dict[str, Any]], None]
+# Actions that only set one of the core's leg flags: action -> (flag, value).
+# mute/unmute, deaf/undeaf, hold/unhold.
+_FLAG_ACTIONS = {
+    prefix + action: (flag, not prefix)
+    for action, flag in (("mute", "muted"), ("deaf", "deaf"), ("hold", "held"))
+    for prefix in ("", "un")
+}
+_LEG_ACTIONS = ("leave", *_FLAG_ACTIONS)
 _EVENT_PARSERS: dict[str, _EventParser] = {
     "join": _parse_join,
-    "leave": _parse_leg_only,
-    "mute": _parse_leg_only,
-    "unmute": _parse_leg_only,
-    "deaf": _parse_leg_only,
-    "undeaf": _parse_leg_only,
-    "hold": _parse_leg_only,
-    "unhold": _parse_leg_only,
+    **dict.fromkeys(_LEG_ACTIONS, _leg_field),
     "gain": _parse_gain,
     "digits": _parse_digits,
     "prompt": _parse_prompt,
@@ -410,15 +380,8 @@ class MixdownResult:
 
 def _params(spec: LegSpec) -> MediaParams:
     # A file leg answers like a phone on loopback: sendrecv, G.711 at 20 ms.
-    return MediaParams(
-        remote_addr="127.0.0.1",
-        remote_port=9,
-        codec=spec.codec,
-        dtmf_payload_type=None if spec.inband else DTMF_PT,
-        ptime=20,
-        direction=Direction.SENDRECV,
-        on_hold=False,
-    )
+    dtmf = None if spec.inband else DTMF_PT
+    return MediaParams("127.0.0.1", 9, spec.codec, dtmf, 20, Direction.SENDRECV, on_hold=False)
 
 
 class Mixdown:
@@ -481,14 +444,11 @@ class Mixdown:
     def _handle_leave(self, event: EventSpec) -> None:
         self.core.set_meeting(self.phones[event.fields["leg"]].leg, None)
 
-    def _flag(self, name: str, value: bool) -> Callable[[EventSpec], None]:
-        return lambda event: self.core.set_flags(self._slot(event), **{name: value})
-
     def _handle_gain(self, event: EventSpec) -> None:
         self.core.set_flags(self._slot(event), gain_in_db=event.fields["gain_in_db"],
                             gain_out_db=event.fields["gain_out_db"])  # fmt: skip
 
-    def _handle_play(self, event: EventSpec) -> None:
+    def _handle_prompt(self, event: EventSpec) -> None:
         player = PromptPlayer([event.fields["clip"]])
         handle = Playback(on_done=self._on_done(event))
         if "meeting" in event.fields:
@@ -496,6 +456,8 @@ class Mixdown:
         else:
             self.core.play(self._slot(event), player, exclusive=event.fields["exclusive"],
                            handle=handle)  # fmt: skip
+
+    _handle_tone = _handle_prompt  # a tone is a prompt synthesised at load time
 
     def _handle_digits(self, event: EventSpec) -> None:
         phone = self.phones[event.fields["leg"]]
@@ -518,21 +480,12 @@ class Mixdown:
                 phone.events.setdefault(tick, []).append((ts, packet.marker, packet.payload))
 
     def _apply(self, event: EventSpec) -> None:
-        handlers: dict[str, Callable[[EventSpec], None]] = {
-            "join": self._handle_join,
-            "leave": self._handle_leave,
-            "mute": self._flag("muted", True),
-            "unmute": self._flag("muted", False),
-            "deaf": self._flag("deaf", True),
-            "undeaf": self._flag("deaf", False),
-            "hold": self._flag("held", True),
-            "unhold": self._flag("held", False),
-            "gain": self._handle_gain,
-            "digits": self._handle_digits,
-            "prompt": self._handle_play,
-            "tone": self._handle_play,
-        }
-        handlers[event.action](event)
+        flag = _FLAG_ACTIONS.get(event.action)
+        if flag is not None:
+            self.core.set_flags(self._slot(event), **{flag[0]: flag[1]})
+            return
+        handler: Callable[[EventSpec], None] = getattr(self, f"_handle_{event.action}")
+        handler(event)
 
     # -- the tick ------------------------------------------------------------------------------
 

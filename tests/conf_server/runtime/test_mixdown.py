@@ -485,3 +485,16 @@ def test_missing_end_names_events(tmp_path: Path) -> None:
     )
     with pytest.raises(TimelineError, match=r"t\.toml: events: need exactly one 'end' event"):
         load_timeline(path)
+
+
+def test_unwritable_output_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scene = Scene(tmp_path, seconds=0.1)
+    scene.room({"a": 400.0})
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a directory", encoding="utf-8")
+    assert run(_parse([str(scene.write()), "--out", str(blocker)])) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"conf-server mixdown: {blocker}: cannot write output")
+    assert err.count("\n") == 1
