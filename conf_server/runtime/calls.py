@@ -45,7 +45,8 @@ from sip.events import (
     RequestDropped,
 )
 from sip.message import Request
-from sip.sdp import MediaParams, SessionDescription, answer_offer
+from sip.offer_answer import MediaParams, answer_offer
+from sip.sdp import SessionDescription
 
 log = get_logger("call")
 
