@@ -17,6 +17,7 @@ from typing import Any
 
 from conf_server import __version__
 from conf_server.config import ConfigError, Settings, load
+from conf_server.runtime import mixdown
 
 EXIT_USAGE = 2
 
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"conf-server {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _run_parser(sub)
+    mixdown.add_parser(sub)
     return parser
 
 
@@ -110,7 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run}
+_COMMANDS = {"run": _cmd_run, "mixdown": mixdown.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
