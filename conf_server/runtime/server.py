@@ -20,7 +20,10 @@ from pathlib import Path
 
 from conf_server.config import Settings, parse_hostport, parse_port_range
 from conf_server.logs import configure, get_logger
+from conf_server.prompts import PromptError, load_language, read_prompt
 from conf_server.runtime.calls import CallManager, CallSettings
+from conf_server.runtime.conference import Conference
+from conf_server.runtime.conference_media import PromptLibrary
 from conf_server.runtime.engine import MediaEngine
 from conf_server.runtime.ports import PortAllocator
 from conf_server.runtime.sip_transport import SipTransport
@@ -34,6 +37,7 @@ from sip.protection import Guard, GuardConfig
 log = get_logger("server")
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "config" / "prompts"
 # Addresses meaning "every interface": never usable as our address in Contact or SDP.
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104
 
@@ -69,6 +73,7 @@ class Server:
     endpoint: SipEndpoint | None = None
     transport: SipTransport | None = None
     calls: CallManager | None = None
+    conference: Conference | None = None
     demo_lines: list[str] = field(default_factory=list)
     started: bool = False
 
@@ -92,6 +97,7 @@ class Server:
             strict_learn_packets=self.settings.rtp.strict_learn_packets,
         )
         await self.engine.start()
+        self.conference = Conference(self.store, self.engine, _load_audio(self.engine))
         self.endpoint = SipEndpoint(
             EndpointConfig(
                 host=media_host,
@@ -115,7 +121,9 @@ class Server:
             CallSettings(sip.default_region, sip.ring_time, media_host),
             flush=self.transport.flush,
             clock=loop.time,
+            hooks=self.conference,
         )
+        self.conference.attach(self.calls)
         self.transport.endpoint = self.endpoint
         self.sip_addresses = list(self.transport.addresses)
         self.started = True
@@ -178,6 +186,16 @@ class Server:
             await self.store.close()
         if self.started:
             log.info("server.stopped")
+
+
+def _load_audio(engine: MediaEngine) -> PromptLibrary:
+    """The English prompts and the hold music; a bad file stops the start with its name."""
+    try:
+        prompts = load_language(PROMPTS_DIR, "en").prompts
+        engine.set_music_on_hold(read_prompt(PROMPTS_DIR / "moh.wav"))
+    except PromptError as exc:
+        raise StartupError(str(exc)) from None
+    return PromptLibrary(prompts)
 
 
 def _guard_config(settings: Settings) -> GuardConfig:

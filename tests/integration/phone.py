@@ -5,6 +5,12 @@ server's event loop avoids cross-thread surprises) and prints one JSON line with
 
     python tests/integration/phone.py --target sip:+12125550100@127.0.0.1:5060 \
         --talk 2 [--dtmf 1111# --dtmf-at 1.0] [--play in.wav] [--record out.wav] [--wait-bye 10]
+        [--keys 6.5=*6 --keys 9=*6]
+
+``--keys AT=KEYS`` (repeatable) sends RFC 2833 keys ``AT`` seconds after the call was answered,
+during the talk or the wait for BYE. The JSON line gives ``record_offset`` (seconds from the
+answer to the first recorded sample) and ``keys_sent`` ([seconds after the answer, keys]) so a
+test can line a recording up with what the phone did.
 
 pjsua2 pitfalls handled here (DESIGN.md §5): the null audio device; each call's audio is
 connected to a conference-bridge port (a player, or the null capture port) or the stream never
@@ -35,6 +41,7 @@ class Phone(pj.Call):  # type: ignore[misc]
         self.disconnected_at: float | None = None
         self.player: Any = None
         self.recorder: Any = None
+        self.record_started: float | None = None
         self.media_active = False
 
     def onCallState(self, prm: Any) -> None:
@@ -66,6 +73,7 @@ class Phone(pj.Call):  # type: ignore[misc]
             self.recorder = pj.AudioMediaRecorder()
             self.recorder.createRecorder(self.args.record)
             audio.startTransmit(self.recorder)
+            self.record_started = time.monotonic()
 
 
 def _endpoint(args: argparse.Namespace) -> Any:
@@ -132,12 +140,17 @@ def _drive(ep: Any, call: Phone, args: argparse.Namespace) -> dict[str, Any]:
     talked = 0.0
     if call.confirmed_at is not None:
         talked = round((call.disconnected_at or time.monotonic()) - call.confirmed_at, 2)
+    record_offset = None
+    if call.record_started is not None and call.confirmed_at is not None:
+        record_offset = round(call.record_started - call.confirmed_at, 3)
     result.update(
         status=call.status,
         reason=call.reason,
         media_active=call.media_active,
         hung_up_by=_who_hung_up(call, args),
         talked=talked,
+        record_offset=record_offset,
+        keys_sent=args.keys_sent,
     )
     return result
 
@@ -148,19 +161,46 @@ def _who_hung_up(call: Phone, args: argparse.Namespace) -> str:
     return "server" if call.disconnected_at is not None else "nobody"
 
 
+def _send_due_keys(call: Phone, args: argparse.Namespace) -> None:
+    if call.confirmed_at is None or call.disconnected_at is not None:
+        return
+    elapsed = time.monotonic() - call.confirmed_at
+    while args.keys and args.keys[0][0] <= elapsed:
+        _, keys = args.keys.pop(0)
+        call.dialDtmf(keys)
+        args.keys_sent.append([round(elapsed, 3), keys])
+
+
+def _pump_keys(ep: Any, call: Phone, args: argparse.Namespace, seconds: float) -> None:
+    """Pump events for ``seconds`` (or until BYE), sending scheduled keys when due."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and call.disconnected_at is None:
+        _send_due_keys(call, args)
+        ep.libHandleEvents(10)
+
+
 def _converse(ep: Any, call: Phone, args: argparse.Namespace) -> None:
     if args.dtmf:
-        _pump(ep, args.dtmf_at, lambda: call.disconnected_at)
+        _pump_keys(ep, call, args, args.dtmf_at)
         if call.disconnected_at is None:
             call.dialDtmf(args.dtmf)
+            elapsed = time.monotonic() - (call.confirmed_at or 0.0)
+            args.keys_sent.append([round(elapsed, 3), args.dtmf])
     if args.wait_bye:
-        _pump(ep, args.wait_bye, lambda: call.disconnected_at)
+        _pump_keys(ep, call, args, args.wait_bye)
         return
-    _pump(ep, args.talk, lambda: call.disconnected_at)
+    _pump_keys(ep, call, args, args.talk)
     if call.disconnected_at is None:
         args.hangup_sent = True
         call.hangup(pj.CallOpParam(True))
         _pump(ep, 3.0, lambda: call.disconnected_at)
+
+
+def _schedule(item: str) -> tuple[float, str]:
+    at, sep, keys = item.partition("=")
+    if not sep or not keys:
+        raise SystemExit(f"--keys {item!r}: expected AT=KEYS, e.g. 6.5=*6")
+    return float(at), keys
 
 
 def main() -> int:
@@ -176,8 +216,17 @@ def main() -> int:
     parser.add_argument("--dtmf-at", type=float, default=0.5)
     parser.add_argument("--play", default="")
     parser.add_argument("--record", default="")
+    parser.add_argument(
+        "--keys",
+        action="append",
+        default=[],
+        metavar="AT=KEYS",
+        help="send KEYS (RFC 2833) AT seconds after the answer; repeatable",
+    )
     args = parser.parse_args()
     args.hangup_sent = False
+    args.keys = sorted(_schedule(item) for item in args.keys)
+    args.keys_sent = []
     sys.stdout.write(json.dumps(run(args)) + "\n")
     return 0
 

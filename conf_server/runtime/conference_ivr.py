@@ -1,0 +1,210 @@
+"""One call's IVR at run time: feeds ``conf_server.domain.ivr`` and performs its actions.
+
+References: RFC 4733 §3.2 / SIP INFO / in-band digits all arrive as ``DigitPressed``; the
+dialogue itself (greeting, access code, PIN, retries) is specified and tested in
+``conf_server.domain.ivr``, guessing protection in ``conf_server.domain.lockout``.
+
+Theory of operation
+-------------------
+:class:`IvrCall` owns one ``ivr.Session``. ``feed`` queues an input and, unless a step is
+already running, steps the machine and performs every action in order before taking the next
+input, so an action that answers at once (``CheckLockout``) never re-enters a running step.
+The actions map to the runtime through ``_handle_<action>`` methods:
+
+* ``PlayPrompt`` → the call's ``Speaker`` (exclusive: the caller hears only the prompt), with
+  ``PromptFinished`` fed back when it ends; ``StopPrompt`` cuts it (barge-in);
+* ``StartTimer``/``CancelTimer`` → the conference's event-loop timers, keyed by call and name;
+* ``CheckLockout``/``RecordFailure`` → the process-wide ``Lockout`` (``SecurityEvent`` lines);
+* ``LookupCode``/``LookupPin`` → store queries in a task of the call (``CallManager.spawn``),
+  answered with ``CodeLookedUp``/``PinChecked``; the code and PIN never reach a log line;
+* ``Join`` → the conference's join (the meeting service takes over); ``Hangup`` → BYE once the
+  farewell prompts have played.
+
+The store answers through :class:`RoomDirectory`, which knows the DID of the call: an access
+code is looked up only among the rooms the DID's group reaches.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from conf_server.domain import ivr
+from conf_server.domain.attributes import Role
+from conf_server.domain.lockout import Lockout, SecurityEvent
+from conf_server.runtime.conference_media import PromptLibrary, Speaker
+
+# A timer key: (call id, timer name); the conference keeps one loop timer per key.
+TimerKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FoundRoom:
+    """What a code lookup found: the room (a store ``RoomInfo``) and the code's role."""
+
+    room: Any
+    role: Role
+    has_pins: bool
+
+
+class RoomDirectory(Protocol):
+    """The store queries the IVR needs, bound to the call's DID."""
+
+    async def find_room(self, code: str) -> FoundRoom | None: ...
+    async def check_pin(self, room: Any, pin: str) -> tuple[bool, bool]: ...
+
+
+class IvrHost(Protocol):
+    """What an IVR call asks of the conference it runs in."""
+
+    lockout: Lockout
+    prompts: PromptLibrary
+
+    def now(self) -> float: ...
+    def start_timer(self, key: TimerKey, deadline: float, fire: Callable[[], None]) -> None: ...
+    def cancel_timer(self, key: TimerKey) -> None: ...
+    def spawn(self, call: Any, coro: Awaitable[None]) -> None: ...
+    def joined_by_ivr(self, call: Any, room: Any, role: Role) -> None: ...
+    def hang_up(self, call: Any) -> None: ...
+    def security(self, call: Any, event: SecurityEvent) -> None: ...
+
+
+SKIP_STATES: Final = frozenset({ivr.State.JOINED, ivr.State.ENDED})
+
+
+class IvrCall:
+    """The IVR of one answered call (see the module docstring)."""
+
+    def __init__(self, host: IvrHost, call: Any, speaker: Speaker, rooms: RoomDirectory) -> None:
+        self.host = host
+        self.call = call
+        self.speaker = speaker
+        self.rooms = rooms
+        self.session = ivr.Session()
+        self.room: Any = None  # the store room of the code, once found
+        self.last_key_at: float | None = None
+        self._inputs: deque[ivr.Input] = deque()
+        self._running = False
+        self._handlers: dict[type[Any], Callable[[Any], None]] = {
+            ivr.PlayPrompt: self._handle_play_prompt,
+            ivr.StopPrompt: self._handle_stop_prompt,
+            ivr.StartTimer: self._handle_start_timer,
+            ivr.CancelTimer: self._handle_cancel_timer,
+            ivr.CheckLockout: self._handle_check_lockout,
+            ivr.LookupCode: self._handle_lookup_code,
+            ivr.LookupPin: self._handle_lookup_pin,
+            ivr.RecordFailure: self._handle_record_failure,
+            ivr.Join: self._handle_join,
+            ivr.Hangup: self._handle_hangup,
+            SecurityEvent: self._handle_security_event,
+        }
+
+    @property
+    def active(self) -> bool:
+        """Still collecting (not joined, not ended): digits belong to the IVR."""
+        return self.session.state not in SKIP_STATES
+
+    def start(self, settings: ivr.IvrSettings) -> None:
+        call = self.call
+        self.feed(ivr.CallStarted(call.did, call.caller, call.source_ip, settings))
+
+    def key(self, key: str) -> None:
+        self.last_key_at = self.host.now()
+        self.feed(ivr.DigitPressed(key))
+
+    def hung_up(self) -> None:
+        """The caller left while in the IVR: disarm and cut whatever was playing."""
+        if self.active and self.session.state is not ivr.State.IDLE:
+            self.feed(ivr.CallerHungUp())
+
+    def feed(self, event: ivr.Input) -> None:
+        """Step the machine with ``event`` (queued if a step is running) and act."""
+        self._inputs.append(event)
+        if self._running:
+            return
+        self._running = True
+        try:
+            while self._inputs:
+                event = self._inputs.popleft()
+                self.session, actions = ivr.step(self.session, event, self.host.now())
+                for action in actions:
+                    self._handlers[type(action)](action)
+        finally:
+            self._running = False
+
+    # --- actions --------------------------------------------------------------------------
+
+    def _handle_play_prompt(self, action: ivr.PlayPrompt) -> None:
+        clips, missing = self.host.prompts.clips(action.names)
+        if missing:
+            self.call.log.warning("prompt.missing", prompts=missing)
+        self.speaker.say(clips, exclusive=True, on_done=self._prompt_finished)
+
+    def _prompt_finished(self) -> None:
+        # Runs from the engine's callback batch, which would only log a failure: end the call.
+        try:
+            self.feed(ivr.PromptFinished())
+        except Exception:  # convention 4: this call fails alone
+            self.call.log.exception("ivr.failed")
+            self.host.hang_up(self.call)
+
+    def _handle_stop_prompt(self, action: ivr.StopPrompt) -> None:
+        self.speaker.stop()
+
+    def _handle_start_timer(self, action: ivr.StartTimer) -> None:
+        name = action.name
+        self.host.start_timer(
+            (self.call.id, name), action.deadline, lambda: self.feed(ivr.TimerFired(name))
+        )
+
+    def _handle_cancel_timer(self, action: ivr.CancelTimer) -> None:
+        self.host.cancel_timer((self.call.id, action.name))
+
+    def _handle_check_lockout(self, action: ivr.CheckLockout) -> None:
+        locked = self.host.lockout.check(
+            action.source_ip, action.caller, action.did, self.host.now()
+        )
+        if locked is not None:
+            self.call.log.warning(
+                "security.call_refused", scope=locked.scope.value, until=round(locked.until, 1)
+            )
+        self.feed(ivr.LockoutStatus(locked))
+
+    def _handle_lookup_code(self, action: ivr.LookupCode) -> None:
+        self.host.spawn(self.call, self._lookup_code(action.code))
+
+    async def _lookup_code(self, code: str) -> None:
+        found = await self.rooms.find_room(code)
+        if found is None:
+            self.call.log.info("ivr.code_rejected")
+            self.feed(ivr.CodeLookedUp(None))
+            return
+        self.room = found.room
+        self.call.log.info("ivr.code_accepted", meeting=str(found.room.meeting_number))
+        self.feed(ivr.CodeLookedUp(str(found.room.meeting_number), found.role, found.has_pins))
+
+    def _handle_lookup_pin(self, action: ivr.LookupPin) -> None:
+        self.host.spawn(self.call, self._lookup_pin(action.pin))
+
+    async def _lookup_pin(self, pin: str) -> None:
+        ok, organizer = await self.rooms.check_pin(self.room, pin)
+        self.call.log.info("ivr.pin_accepted" if ok else "ivr.pin_rejected", organizer=organizer)
+        self.feed(ivr.PinChecked(ok, organizer))
+
+    def _handle_record_failure(self, action: ivr.RecordFailure) -> None:
+        s = self.session
+        events = self.host.lockout.record_failure(s.source_ip, s.caller, s.did, self.host.now())
+        for event in events:
+            self.host.security(self.call, event)
+
+    def _handle_join(self, action: ivr.Join) -> None:
+        self.host.joined_by_ivr(self.call, self.room, action.role)
+
+    def _handle_hangup(self, action: ivr.Hangup) -> None:
+        self.call.log.info("ivr.hangup", reason=action.reason.value)
+        self.speaker.when_idle(lambda: self.host.hang_up(self.call))
+
+    def _handle_security_event(self, action: SecurityEvent) -> None:
+        self.host.security(self.call, action)
