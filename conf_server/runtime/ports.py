@@ -2,6 +2,14 @@
 
 Each call gets its own pair so that latching behind NAT is unambiguous. A pair is bound
 immediately (both sockets) so a port another program holds is skipped, not handed out.
+
+The RTP socket gets ``SO_REUSEPORT`` *before* it is bound: the transport later binds a second,
+unconnected socket to the same port to count packets from foreign sources while the first one is
+connected to the latched peer, and Linux only lets two sockets share a port when both asked for
+it at bind time. Setting it here, not by closing and rebinding, leaves no window in which the
+port is free. A program that holds the port without the option still makes the bind fail (the
+port is skipped); only a process of the same user that also sets the option could share it. The
+RTCP socket does not set it: nothing ever shares that port.
 Released pairs go to the back of the queue: a port is not reused at once, so late packets of an
 ended call do not land in a new one.
 """
@@ -19,7 +27,7 @@ class PortsExhaustedError(RuntimeError):
 
 @dataclass(slots=True)
 class PortPair:
-    """Two bound, non-blocking UDP sockets: RTP on ``port``, RTCP on ``port + 1``."""
+    """Two bound, non-blocking UDP sockets: RTP on ``port`` (``SO_REUSEPORT``), RTCP next."""
 
     port: int
     rtp: socket.socket
@@ -66,11 +74,13 @@ class PortAllocator:
     def _bind(self, port: int) -> PortPair | None:
         socks: list[socket.socket] = []
         try:
-            for p in (port, port + 1):
+            for p, share in ((port, True), (port + 1, False)):
                 sock = socket.socket(self.family, socket.SOCK_DGRAM)
                 socks.append(sock)
                 sock.setblocking(False)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+                if share:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 sock.bind((self.host, p))
         except OSError:
             for sock in socks:

@@ -22,28 +22,48 @@ A leg's RTP socket is in one of two states (:class:`Latch`):
   Without ``strict`` the socket stays unconnected and follows the latest source.
 
 A re-INVITE with a new address re-learns: the connected socket is replaced by a fresh
-unconnected one (the foreign socket holds the port meanwhile, so the port is never free).
+unconnected one (the foreign socket holds the port meanwhile, so the port is never free). Every
+RTP socket comes from ``PortAllocator`` with ``SO_REUSEPORT`` already set before its bind.
 
-Draining: one ``epoll.poll(0)`` per tick, then non-blocking reads on the ready sockets only, into
-rows of a preallocated ``RxBatch`` (no allocation per packet). Sending: one ``send`` per packet
-from a view of the tick's packet matrix. RTCP sockets share the epoll; their rare packets are
-returned to the engine as bytes.
+Draining (measured on this machine, µs per call: ``recv_into`` with a packet 2.5, ``recv_into``
+raising ``BlockingIOError`` 3.3, ``ioctl(FIONREAD)`` 1.4, ``epoll`` 1 per ready socket plus
+0.85 per socket left on a level-triggered ready list; ``recvmmsg`` through ctypes 5.8). In a
+conference nearly every leg has a packet every tick, so RTP sockets are not polled: each tick
+reads every leg's RTP socket once with ``recv_into`` straight into a row of the preallocated
+``RxBatch``, and asks ``FIONREAD`` (the size of the next queued datagram, 0 if none) whether a
+second packet waits, so a leg with a burst or a fast clock is drained, not left to queue up in
+the kernel, without paying a failing read per leg. A silent leg costs one failing read. RTP
+sockets outside epoll also spare the senders an epoll wakeup per packet. RTCP sockets (a packet
+every few seconds) stay in an epoll asked once per tick; foreign sockets in another asked once a
+second.
+
+Sending: the tick's packet matrix is copied into a persistent buffer whose row views are made
+once, and each leg's send function (``send`` when connected, ``sendto`` its target otherwise) is
+kept per slot, so the send loop is one call per packet.
 """
 
 from __future__ import annotations
 
 import enum
+import fcntl
 import select
 import socket
-from dataclasses import dataclass, field
+import termios
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from conf_server.runtime.engine_core import RxBatch, TxBatch
+import numpy as np
+from numpy.typing import NDArray
+
+from conf_server.runtime.engine_core import PACKET_LEN, RxBatch, TxBatch
 from conf_server.runtime.ports import PortAllocator, PortPair
 from media.errors import MediaConfigError
 
 Address = tuple[str, int]
+Sender = Callable[[memoryview], int]
 MAX_READS_PER_SOCKET = 8  # a burst beyond this waits for the next tick (bounded tick time)
 FOREIGN_DRAIN_TICKS = 50  # drain the foreign sockets once a second
+_NOTHING = bytes(4)  # FIONREAD's answer when no datagram is queued
 
 
 class Latch(enum.Enum):
@@ -70,7 +90,6 @@ class LegSocket:
     foreign: int = 0
     learning_dropped: int = 0
     send_errors: int = 0
-    views: list[memoryview] = field(default_factory=list)
 
 
 def _reuseport_socket(family: int, host: str, port: int) -> socket.socket:
@@ -97,57 +116,47 @@ class RtpTransport:
         self.ports = ports
         self.strict = strict
         self.learn_packets = learn_packets
-        self._epoll = select.epoll()
+        self._rtcp_epoll = select.epoll()
         self._foreign_epoll = select.epoll()
-        self._by_fd: dict[int, tuple[LegSocket, bool]] = {}  # fd -> (leg, is_rtcp)
+        self._by_rtcp_fd: dict[int, LegSocket] = {}
         self._by_foreign_fd: dict[int, LegSocket] = {}
         self._by_slot: dict[int, LegSocket] = {}
+        # Hot-loop tables, rebuilt when a leg opens, latches, re-learns or goes.
+        self._connected: list[tuple[int, Callable[[memoryview], int], int]] = []
+        self._learning: list[LegSocket] = []
+        self._senders: dict[int, Sender] = {}
+        self._stale = False
+        self._tx = np.zeros((0, PACKET_LEN), np.uint8)
+        self._tx_views: list[memoryview] = []
+        self._fionread = bytearray(4)
         self._ticks = 0
         self.foreign_total = 0
 
     def close(self) -> None:
         """Close the epoll objects (legs are released by the engine)."""
-        self._epoll.close()
+        self._rtcp_epoll.close()
         self._foreign_epoll.close()
 
     # -- legs -----------------------------------------------------------------------------
 
     def open(self, slot: int, remote: Address | None) -> LegSocket:
-        """Allocate a port pair for ``slot``; the RTP socket is made ``SO_REUSEPORT``."""
+        """Allocate a port pair for ``slot`` (its RTP socket is already ``SO_REUSEPORT``)."""
         pair = self.ports.allocate()
-        if self.strict and not pair.rtp.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
-            # The allocator binds without SO_REUSEPORT; rebind the same port with it so a
-            # foreign-packet socket can share the port later. The window is microseconds and a
-            # failure is an allocation failure, handled like a full range.
-            host, port = pair.rtp.getsockname()[:2]
-            family = pair.rtp.family
-            pair.rtp.close()
-            try:
-                pair.rtp = _reuseport_socket(family, host, port)
-            except OSError:
-                self.ports.release(pair)
-                raise
         leg = LegSocket(slot, pair, remote)
         self._by_slot[slot] = leg
-        self._register(leg)
+        self._rtcp_epoll.register(pair.rtcp.fileno(), select.EPOLLIN)
+        self._by_rtcp_fd[pair.rtcp.fileno()] = leg
+        self._refresh(leg)
         return leg
 
-    def _register(self, leg: LegSocket) -> None:
-        for sock, is_rtcp in ((leg.pair.rtp, False), (leg.pair.rtcp, True)):
-            self._epoll.register(sock.fileno(), select.EPOLLIN)
-            self._by_fd[sock.fileno()] = (leg, is_rtcp)
-
     def detach(self, leg: LegSocket) -> int:
-        """Stop polling a leg; the caller releases ``leg.pair``. Returns its foreign count."""
+        """Stop reading a leg; the caller releases ``leg.pair``. Returns its foreign count."""
         self._drain_foreign(leg)
-        for sock in (leg.pair.rtp, leg.pair.rtcp):
-            self._epoll.unregister(sock.fileno())
-            del self._by_fd[sock.fileno()]
-        if leg.foreign_sock is not None:
-            self._foreign_epoll.unregister(leg.foreign_sock.fileno())
-            del self._by_foreign_fd[leg.foreign_sock.fileno()]
-            leg.foreign_sock.close()
+        self._rtcp_epoll.unregister(leg.pair.rtcp.fileno())
+        del self._by_rtcp_fd[leg.pair.rtcp.fileno()]
+        self._close_foreign(leg)
         self._by_slot.pop(leg.slot, None)
+        self._refresh(leg)
         return leg.foreign
 
     def relearn(self, leg: LegSocket, remote: Address | None) -> None:
@@ -155,94 +164,108 @@ class RtpTransport:
         leg.target = remote
         leg.state, leg.peer = Latch.LEARNING, None
         leg.candidate, leg.candidate_run = None, 0
-        if not leg.connected:
-            return
-        old = leg.pair.rtp
-        self._epoll.unregister(old.fileno())
-        del self._by_fd[old.fileno()]
-        host, port = old.getsockname()[:2]
-        old.close()  # the foreign socket still holds the port: nothing can take it meanwhile
-        leg.pair.rtp = _reuseport_socket(old.family, host, port)
-        self._epoll.register(leg.pair.rtp.fileno(), select.EPOLLIN)
-        self._by_fd[leg.pair.rtp.fileno()] = (leg, False)
-        leg.connected = False
-        if leg.foreign_sock is not None:
+        if leg.connected:
+            old = leg.pair.rtp
+            host, port = old.getsockname()[:2]
+            old.close()  # the foreign socket still holds the port: nothing can take it meanwhile
+            leg.pair.rtp = _reuseport_socket(old.family, host, port)
+            leg.connected = False
             self._drain_foreign(leg)
-            self._foreign_epoll.unregister(leg.foreign_sock.fileno())
-            del self._by_foreign_fd[leg.foreign_sock.fileno()]
-            leg.foreign_sock.close()
-            leg.foreign_sock = None
+            self._close_foreign(leg)
+        self._refresh(leg)
+
+    def _close_foreign(self, leg: LegSocket) -> None:
+        if leg.foreign_sock is None:
+            return
+        self._foreign_epoll.unregister(leg.foreign_sock.fileno())
+        del self._by_foreign_fd[leg.foreign_sock.fileno()]
+        leg.foreign_sock.close()
+        leg.foreign_sock = None
 
     def _latch(self, leg: LegSocket, addr: Address) -> None:
         leg.state, leg.peer, leg.target = Latch.LATCHED, addr, addr
-        if not self.strict:
-            return
-        host, port = leg.pair.rtp.getsockname()[:2]
-        foreign = _reuseport_socket(leg.pair.rtp.family, host, port)
-        leg.foreign_sock = foreign
-        self._foreign_epoll.register(foreign.fileno(), select.EPOLLIN)
-        self._by_foreign_fd[foreign.fileno()] = leg
-        leg.pair.rtp.connect(addr)
-        leg.connected = True
+        if self.strict:
+            host, port = leg.pair.rtp.getsockname()[:2]
+            foreign = _reuseport_socket(leg.pair.rtp.family, host, port)
+            leg.foreign_sock = foreign
+            self._foreign_epoll.register(foreign.fileno(), select.EPOLLIN)
+            self._by_foreign_fd[foreign.fileno()] = leg
+            leg.pair.rtp.connect(addr)
+            leg.connected = True
+        self._refresh(leg)
+
+    def _refresh(self, leg: LegSocket) -> None:
+        """``leg`` changed state (a rare event): fix its sender, rebuild the read lists lazily."""
+        self._senders.pop(leg.slot, None)
+        if self._by_slot.get(leg.slot) is leg:
+            if leg.connected:
+                self._senders[leg.slot] = leg.pair.rtp.send
+            elif leg.target is not None:
+                self._senders[leg.slot] = _sendto(leg.pair.rtp, leg.target)
+        self._stale = True  # many legs latch in one tick: rebuild once, at the next drain
+
+    def _rebuild(self) -> None:
+        legs = sorted(self._by_slot.values(), key=lambda x: x.slot)
+        self._connected = [(x.slot, x.pair.rtp.recv_into, x.pair.rtp.fileno()) for x in legs
+                           if x.connected]  # fmt: skip
+        self._learning = [x for x in legs if not x.connected]
+        self._stale = False
 
     # -- receive --------------------------------------------------------------------------
 
     def receive(self, rx: RxBatch) -> list[tuple[int, bytes]]:
-        """Drain every ready socket into ``rx``; returns RTCP packets as ``(slot, bytes)``."""
+        """Drain every leg's sockets into ``rx``; returns RTCP packets as ``(slot, bytes)``."""
         self._ticks += 1
         if self._ticks % FOREIGN_DRAIN_TICKS == 0:
             self._drain_all_foreign()
-        rtcp: list[tuple[int, bytes]] = []
+        if self._stale:
+            self._rebuild()
         views = rx.views
         lengths: list[int] = []
         slots: list[int] = []
-        capacity = len(views)
-        for fd, _ in self._epoll.poll(0):
-            leg, is_rtcp = self._by_fd[fd]
-            if is_rtcp:
-                self._read_rtcp(leg, rtcp)
-            elif leg.connected:
-                self._read_connected(leg, views, lengths, slots, capacity)
-            else:
-                self._read_learning(leg, views, lengths, slots, capacity)
+        self._read_connected(views, lengths, slots)
+        for leg in self._learning:
+            self._read_learning(leg, views, lengths, slots)
         rx.count = len(lengths)
         rx.lengths[: rx.count] = lengths
         rx.slots[: rx.count] = slots
+        rtcp: list[tuple[int, bytes]] = []
+        ready = self._rtcp_epoll.poll(0, len(self._by_rtcp_fd) or 1)
+        for fd, _ in ready:
+            self._read_rtcp(self._by_rtcp_fd[fd], rtcp)
         return rtcp
 
     def _read_connected(
-        self,
-        leg: LegSocket,
-        views: list[memoryview],
-        lengths: list[int],
-        slots: list[int],
-        capacity: int,
+        self, views: list[memoryview], lengths: list[int], slots: list[int]
     ) -> None:
-        recv = leg.pair.rtp.recv_into
-        for _ in range(MAX_READS_PER_SOCKET):
-            k = len(lengths)
-            if k >= capacity:
-                return
-            try:
-                n = recv(views[k])
-            except (BlockingIOError, ConnectionRefusedError):
-                # Refused: an ICMP error from the peer surfaces on the next call; keep going.
-                return
-            lengths.append(n)
-            slots.append(leg.slot)
+        """One read per latched leg, more only while ``FIONREAD`` says a datagram waits."""
+        capacity = len(views)
+        ioctl, request, answer = fcntl.ioctl, termios.FIONREAD, self._fionread
+        push_len, push_slot = lengths.append, slots.append
+        k = 0
+        for slot, recv, fd in self._connected:
+            for _ in range(MAX_READS_PER_SOCKET):
+                if k >= capacity:
+                    return
+                try:
+                    n = recv(views[k])
+                except (BlockingIOError, ConnectionRefusedError):
+                    # Refused: an ICMP error from the peer surfaces on the next call; keep going.
+                    break
+                push_len(n)
+                push_slot(slot)
+                k += 1
+                ioctl(fd, request, answer)
+                if answer == _NOTHING:
+                    break
 
     def _read_learning(
-        self,
-        leg: LegSocket,
-        views: list[memoryview],
-        lengths: list[int],
-        slots: list[int],
-        capacity: int,
+        self, leg: LegSocket, views: list[memoryview], lengths: list[int], slots: list[int]
     ) -> None:
         recvfrom = leg.pair.rtp.recvfrom_into
         for _ in range(MAX_READS_PER_SOCKET):
             k = len(lengths)
-            if k >= capacity:
+            if k >= len(views):
                 return
             try:
                 n, addr = recvfrom(views[k])
@@ -252,6 +275,8 @@ class RtpTransport:
             if self._accept(leg, source, views[k], n):
                 lengths.append(n)
                 slots.append(leg.slot)
+            if leg.connected:
+                return  # latched just now: the rest is read through the connected socket
 
     def _accept(self, leg: LegSocket, source: Address, row: memoryview, n: int) -> bool:
         """Strict-source check of one packet read from an unconnected socket."""
@@ -262,7 +287,9 @@ class RtpTransport:
                 leg.foreign += 1
                 self.foreign_total += 1
                 return False
-            leg.peer = leg.target = source  # not strict: follow the latest source
+            if source != leg.target:  # not strict: follow the latest source
+                leg.peer = leg.target = source
+                self._refresh(leg)
             return True
         seq = (row[2] << 8) | row[3] if n >= 4 else -1
         if source == leg.candidate and seq == (leg.candidate_seq + 1) & 0xFFFF:
@@ -290,7 +317,7 @@ class RtpTransport:
                 self.foreign_total += 1
 
     def _drain_all_foreign(self) -> None:
-        for fd, _ in self._foreign_epoll.poll(0):
+        for fd, _ in self._foreign_epoll.poll(0, len(self._by_foreign_fd) or 1):
             self._drain_foreign(self._by_foreign_fd[fd])
 
     def _drain_foreign(self, leg: LegSocket) -> None:
@@ -309,38 +336,43 @@ class RtpTransport:
 
     def send(self, tx: TxBatch) -> int:
         """Send every row of ``tx`` to its leg; returns the packets handed to the kernel."""
-        packets = tx.packets
-        width = packets.shape[1]
-        flat = packets.reshape(-1).data
+        views = self._rows(tx.packets)
+        senders = self._senders
         sent = 0
-        by_slot = self._by_slot
         for i, slot in enumerate(tx.slots.tolist()):
-            leg = by_slot.get(slot)
-            if leg is None:
+            send = senders.get(slot)
+            if send is None:
                 continue
-            sent += self._send_one(leg, flat[i * width : (i + 1) * width])
+            try:
+                send(views[i])
+            except OSError:
+                # A full socket buffer or an ICMP error from the peer: count, never stop the tick.
+                self._by_slot[slot].send_errors += 1
+                continue
+            sent += 1
         for slot, data in tx.rtcp:
-            leg = by_slot.get(slot)
+            leg = self._by_slot.get(slot)
             if leg is not None and leg.target is not None:
                 self._send_rtcp(leg, leg.target, data)
         return sent
 
-    def _send_one(self, leg: LegSocket, data: memoryview) -> int:
-        try:
-            if leg.connected:
-                leg.pair.rtp.send(data)
-            elif leg.target is not None:
-                leg.pair.rtp.sendto(data, leg.target)
-            else:
-                return 0
-        except OSError:
-            # A full socket buffer or an ICMP error from the peer: count, never stop the tick.
-            leg.send_errors += 1
-            return 0
-        return 1
+    def _rows(self, packets: NDArray[np.uint8]) -> list[memoryview]:
+        """Copy the tick's packets into the persistent buffer; its row views are made once."""
+        rows, width = packets.shape
+        if rows > len(self._tx) or width != self._tx.shape[1]:
+            self._tx = np.zeros((max(rows, 2 * len(self._tx)), width), np.uint8)
+            flat = self._tx.reshape(-1).data
+            self._tx_views = [flat[i * width : (i + 1) * width] for i in range(len(self._tx))]
+        self._tx[:rows] = packets
+        return self._tx_views
 
     def _send_rtcp(self, leg: LegSocket, target: Address, data: bytes) -> None:
         try:
             leg.pair.rtcp.sendto(data, (target[0], target[1] + 1))
         except OSError:
             leg.send_errors += 1
+
+
+def _sendto(sock: socket.socket, target: Address) -> Sender:
+    sendto = sock.sendto
+    return lambda data: sendto(data, target)

@@ -67,3 +67,35 @@ def test_a_released_port_is_not_reused_at_once() -> None:
     assert alloc.allocate().port == base + 2
     assert alloc.allocate().port == base + 4
     assert alloc.allocate().port == base
+
+
+def test_rtp_socket_is_shareable_from_bind_and_rtcp_is_not() -> None:
+    base = _free_base()
+    alloc = PortAllocator("127.0.0.1", base, base + 7)
+    pair = alloc.allocate()
+    try:
+        assert pair.rtp.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        assert pair.rtcp.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
+        # A second SO_REUSEPORT socket (the transport's foreign-packet catcher) can join the
+        # RTP port while the pair holds it; a plain socket cannot take it.
+        catcher = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        catcher.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        catcher.bind(("127.0.0.1", pair.port))
+        catcher.close()
+        plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", pair.port))
+        plain.close()
+    finally:
+        alloc.release(pair)
+
+
+def test_a_port_held_without_reuseport_is_skipped() -> None:
+    base = _free_base()
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind(("127.0.0.1", base))  # RTP port of the first pair, not shareable
+    try:
+        alloc = PortAllocator("127.0.0.1", base, base + 7)
+        assert alloc.allocate().port == base + 2
+    finally:
+        squatter.close()
