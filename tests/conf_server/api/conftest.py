@@ -124,7 +124,7 @@ async def seed(store: Store) -> tuple[str, str, int, int, int]:
     alice = await store.create_subscriber(SubscriberSpec(ALICE[0], ALICE[1], first_name="Alice"))
     bob = await store.create_subscriber(SubscriberSpec(BOB[0], BOB[1], first_name="Bob"))
     group = await store.create_did_group(DidGroupSpec("main"))
-    await store.create_did(DidSpec("+15162065319", group.id))
+    await store.create_did(DidSpec("+15162065318", group.id))
     a = await store.create_room(RoomSpec(group.id, 111111, subscriber_sid=alice.sid))
     b = await store.create_room(RoomSpec(group.id, 222222, subscriber_sid=bob.sid))
     return alice.sid, bob.sid, group.id, a.meeting_number, b.meeting_number
