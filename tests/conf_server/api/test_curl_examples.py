@@ -42,21 +42,27 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
+def _object_problems(
+    doc: dict[str, Any], got: Any, path: str, missing: set[str], types: set[str]
+) -> list[str]:
+    if not isinstance(got, dict):
+        return [f"{path or 'body'}: expected an object, got {got!r}"]
+    problems: list[str] = []
+    for key, value in doc.items():
+        where = f"{path}.{key}" if path else key
+        if where in missing:
+            continue
+        if key not in got:
+            problems.append(f"{where}: missing")
+            continue
+        problems += shape_problems(value, got[key], where, missing, types)
+    return problems
+
+
 def shape_problems(doc: Any, got: Any, path: str, missing: set[str], types: set[str]) -> list[str]:
     """How ``got`` differs from the documented sample ``doc`` (empty: same shape)."""
     if isinstance(doc, dict):
-        if not isinstance(got, dict):
-            return [f"{path or 'body'}: expected an object, got {got!r}"]
-        problems: list[str] = []
-        for key, value in doc.items():
-            where = f"{path}.{key}" if path else key
-            if where in missing:
-                continue
-            if key not in got:
-                problems.append(f"{where}: missing")
-                continue
-            problems += shape_problems(value, got[key], where, missing, types)
-        return problems
+        return _object_problems(doc, got, path, missing, types)
     if isinstance(doc, list):
         if not isinstance(got, list):
             return [f"{path}: expected an array, got {got!r}"]
