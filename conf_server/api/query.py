@@ -68,7 +68,8 @@ def _tokens(text: str) -> list[_Token]:
             break
         m = _TOKEN.match(text, pos)
         if m is None:
-            raise BadQueryError("filter", f"unbalanced quote at position {pos}")
+            at = len(text) - len(text[pos:].lstrip())  # point at the quote, not the blank
+            raise BadQueryError("filter", f"unbalanced quote at position {at}")
         dq, sq, lp, rp, comma, word = m.groups()
         if dq is not None or sq is not None:
             out.append(_Token(dq if dq is not None else sq, quoted=True))
