@@ -44,6 +44,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Final
 
 from conf_server.domain import ivr
@@ -52,14 +53,17 @@ from conf_server.domain.ivr import CancelTimer, StartTimer
 from conf_server.domain.live import LiveCallInfo
 from conf_server.domain.lockout import Lockout, SecurityEvent, SecurityKind
 from conf_server.domain.meeting import (
+    CallHeld,
     CallJoined,
     CallLeft,
+    CallMuted,
     CallRefused,
     Event,
     Hangup,
     JoinMix,
     LanguageFallback,
     LeaveMix,
+    LockChanged,
     MeetingEnded,
     MeetingError,
     MeetingStarted,
@@ -459,23 +463,41 @@ class Conference:
 
     def _log_event(self, event: Event) -> None:
         live = self._calls.get(getattr(event, "call", ""))
-        call_log = live.call.log if live is not None else log.bind(meeting=event.room)
-        if isinstance(event, MeetingStarted):
-            log.info("meeting.started", meeting=event.room, instance=event.instance)
-        elif isinstance(event, MeetingEnded):
-            log.info(
-                "meeting.ended",
-                meeting=event.room,
-                instance=event.instance,
-                reason=event.reason.value,
-                duration=round(event.duration, 3),
-            )
-        elif isinstance(event, CallRefused):
-            call_log.info("call.refused", reason=event.reason.value)
-        elif isinstance(event, CallLeft):
-            call_log.info("call.left", reason=event.reason.value, duration=round(event.duration, 3))
-        else:
-            call_log.debug("meeting.event", kind=type(event).__name__)
+        line = _EVENT_LINES.get(type(event))
+        if line is None:
+            if live is not None:
+                live.call.log.debug("meeting.event", kind=type(event).__name__)
+            return
+        name, fields = line
+        values = {k: _plain(getattr(event, k)) for k in fields}
+        if live is not None:
+            live.call.log.info(name, **values)
+        else:  # the call has already ended (its BYE caused this event): name it explicitly
+            if hasattr(event, "call"):
+                values["call_id"] = event.call
+            log.info(name, meeting=event.room, instance=event.instance, **values)
+
+
+_EVENT_LINES: Final[dict[type[Event], tuple[str, tuple[str, ...]]]] = {
+    MeetingStarted: ("meeting.started", ()),
+    MeetingEnded: ("meeting.ended", ("reason", "duration")),
+    CallRefused: ("call.refused", ("reason",)),
+    CallLeft: ("call.left", ("reason", "duration")),
+    CallMuted: ("call.muted", ("muted", "by")),
+    CallHeld: ("call.held_by_meeting", ("held", "by")),
+    LockChanged: ("meeting.locked", ("locked", "by")),
+}
+"""Meeting events operators see as log lines (event class → line name, fields); the others
+(talking changes, keypad webhooks) go to subscribers and the debug log only."""
+
+
+def _plain(value: object) -> object:
+    """Log-friendly field values: enums by value, durations rounded."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, float):
+        return round(value, 3)
+    return value
 
 
 def _engine_gain(db: float) -> float:
