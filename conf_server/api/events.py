@@ -124,12 +124,16 @@ class EventHub:
         self._owners: dict[str, tuple[float, str]] = {}  # room → (expiry, callback url)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: deque[Published] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._router: asyncio.Task[None] | None = None
 
     def bind_loop(self) -> None:
         """Remember the loop publishing must run on (call from inside it)."""
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
+        if self._deliverer is not None and self._router is None:
+            self._router = self._loop.create_task(self._route(self._deliverer))
 
     def on_event(self, event: Event) -> None:
         """The ``LiveControl.subscribe`` listener: safe from any thread."""
@@ -152,16 +156,21 @@ class EventHub:
                 client.put_nowait(None)
                 continue
             client.put_nowait(item)
-        if self._deliverer is not None and self._loop is not None:
-            task = self._loop.create_task(self._deliver(item))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._deliverer is not None:
+            self._outbox.append(item)
+            self._outbox_ready.set()
         return item
 
-    async def _deliver(self, item: Published) -> None:
-        url = await self._callback_url(item.room)
-        if url and self._deliverer is not None:
-            self._deliverer.submit(url, Delivery(item.body, str(item.id)))
+    async def _route(self, deliverer: Deliverer) -> None:
+        """One task resolves callback URLs in publication order, so order survives lookups."""
+        while True:
+            while not self._outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+            item = self._outbox.popleft()
+            url = await self._callback_url(item.room)
+            if url:
+                deliverer.submit(url, Delivery(item.body, str(item.id)))
 
     async def _callback_url(self, room: str) -> str:
         """The room owner's callback URL, cached for a few seconds."""
@@ -217,10 +226,10 @@ class EventHub:
             self._clients.discard(queue)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        if self._router is not None:
+            self._router.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._router
         if self._deliverer is not None:
             await self._deliverer.close()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -130,15 +130,19 @@ async def seed(store: Store) -> tuple[str, str, int, int, int]:
     return alice.sid, bob.sid, group.id, a.meeting_number, b.meeting_number
 
 
+def make_app(store: Store, bridge: Bridge, tmp_path: Path, **overrides: object) -> FastAPI:
+    settings = ApiSettings(
+        admin_login=ADMIN[0], admin_password=ADMIN[1], data_dir=tmp_path, webhook_secret="k"
+    )
+    return create_app(store, bridge, replace(settings, **overrides))  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     store = await Store.open(f"sqlite:///{tmp_path}/api.db")
     alice, bob, group, room_a, room_b = await seed(store)
     bridge = Bridge()
-    settings = ApiSettings(
-        admin_login=ADMIN[0], admin_password=ADMIN[1], data_dir=tmp_path, webhook_secret="k"
-    )
-    app = create_app(store, bridge, settings)
+    app = make_app(store, bridge, tmp_path)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
