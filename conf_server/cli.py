@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conf_server import __version__
+from conf_server import __version__, provision_cmd, tail
 from conf_server.config import ConfigError, Settings, load
 from conf_server.runtime import mixdown
 
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _run_parser(sub)
     mixdown.add_parser(sub)
+    provision_cmd.add_parser(sub)
+    tail.add_parser(sub)
     return parser
 
 
@@ -112,7 +114,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "mixdown": mixdown.run}
+_COMMANDS = {
+    "run": _cmd_run,
+    "mixdown": mixdown.run,
+    "provision": provision_cmd.run,
+    "tail": tail.run,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
