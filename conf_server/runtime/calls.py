@@ -304,7 +304,7 @@ class CallManager:
             "call.answered",
             codec=params.codec.name if params else None,
             rtp_port=call.leg.port,
-            remote_rtp=f"{params.remote_addr}:{params.remote_port}" if params else None,
+            remote_rtp=_peer((params.remote_addr, params.remote_port)) if params else None,
             dtmf="rfc4733" if params and params.dtmf_payload_type is not None else "inband",
         )
         if (hooks := self.hooks) is not None:

@@ -90,16 +90,18 @@ async def run_sipp(
     service: str = DEMO_DID,
     timeout: float = 40.0,
     transport: str = "u1",
+    host: str = "127.0.0.1",
 ) -> SippResult:
     """Run one sipp call of ``scenario`` against the server; bounded in time."""
     port = sip_port(server, "TCP" if transport.startswith("t") else "UDP")
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     cmd = [
         "sipp",
-        f"127.0.0.1:{port}",
+        target,
         *("-sf", str(SIPP_DIR / f"{scenario}.xml")),
         *("-s", service),
         *("-m", "1", "-l", "1"),
-        *("-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port())),
+        *("-i", host, "-p", str(free_udp_port()), "-mp", str(free_udp_port())),
         *("-t", transport),
         *("-timeout", f"{int(timeout)}s", "-timeout_error"),
         "-nostdin",

@@ -117,6 +117,19 @@ async def test_basic_call_over_tcp(make_server: MakeServer, tmp_path: Path, logs
     assert _ended(logs)[0]["reason"] == "remote_bye"
 
 
+@pytest.mark.parametrize("transport", ["u1", "t1"])
+async def test_basic_call_over_ipv6(
+    make_server: MakeServer, tmp_path: Path, logs: Any, transport: str
+) -> None:
+    server = await make_server(**{"sip.listen": "[::1]:0"})
+    result = await run_sipp("uac_caller_bye", server, tmp_path, transport=transport, host="::1")
+    assert result.returncode == 0, result.stdout + result.errors
+    (answered,) = events(logs, "call.answered")
+    assert answered["remote_rtp"].startswith("[::1]:")
+    assert answered["peer"].startswith("[::1]:")
+    assert _ended(logs)[0]["reason"] == "remote_bye"
+
+
 async def test_pjsua2_phone_calls_the_demo_did(make_server: MakeServer, logs: Any) -> None:
     server = await make_server()
     target = f"sip:{DEMO_DID}@127.0.0.1:{sip_port(server)}"
