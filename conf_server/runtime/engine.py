@@ -30,11 +30,18 @@ goes into a histogram; a tick that ends after the next deadline is an **overrun*
 logged as ``engine.overrun`` with its lateness. The next tick still aims at its own absolute
 deadline, so short hiccups are caught up; if the engine is more than ``MAX_BEHIND`` ticks behind
 the missed ticks are skipped (and counted) rather than run back to back.
+
+Memory: on ``start`` the engine asks glibc (``mallopt``) to keep freed memory instead of
+returning it to the OS, because a tick's multi-MB numpy temporaries otherwise fault their pages
+in again every tick (:func:`keep_freed_memory` has the figures). ``tune_allocator=False`` skips
+it, for embedders who prefer the process to shrink.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import itertools
 import threading
 import time
@@ -43,9 +50,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import structlog
 from numpy.typing import NDArray
 
+from conf_server.logs import get_logger
 from conf_server.runtime.engine_core import TICK, MediaCore, RxBatch
 from conf_server.runtime.legs import (
     DigitCallback,
@@ -61,12 +68,38 @@ from conf_server.runtime.rtp_transport import LegSocket, RtpTransport
 from media.playback import PromptPlayer
 from sip.sdp import MediaParams
 
-# conf_server.logs.get_logger passes logger= twice on this structlog (reported to the lead).
-log = structlog.get_logger(logger_name="media.engine")
+log = get_logger("media.engine")
 
 MAX_BEHIND = 5
 RX_ROWS = 8192
+# Rows of the receive batch. A 20 ms G.711 packet is 172 bytes; 512 leaves room for CSRCs and
+# header extensions, and a longer datagram (truncated to the row) cannot hold a 160-byte frame
+# the engine accepts anyway. Short rows keep a tick's packets in 4 MB instead of 16, which made
+# header parsing and decoding of 1,500 packets about twice as fast (cache and TLB misses).
+RX_ROW_LEN = 512
 Command = Callable[[], None]
+# glibc mallopt parameters (malloc.h) and the values the engine sets; see keep_freed_memory.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_MALLOPT = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 128 << 20), (_M_TOP_PAD, 16 << 20))
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
+
+    A tick allocates numpy temporaries of up to a few MB; by default glibc serves such blocks
+    with ``mmap`` or trims them off the heap when freed, so every tick faults their pages in
+    again (3–5 µs per 4 KiB page on this VM). Measured at 1,500 legs in rooms of 3: the core tick
+    took 7.5 ms with the default allocator and 4.4 ms with these settings. The cost is that
+    the process keeps its peak heap (tens of MB). Returns False where ``mallopt`` is missing
+    (not glibc); the engine then simply runs slower.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
+    if mallopt is None:
+        return False
+    return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
 
 
 @dataclass(slots=True)
@@ -131,6 +164,7 @@ class MediaEngine:
         capacity: int = 2048,
         seed: int | None = None,
         tick_hook: Callable[[], None] | None = None,
+        tune_allocator: bool = True,
     ) -> None:
         self.ports = ports
         self.host = ports.host
@@ -147,13 +181,14 @@ class MediaEngine:
         self.transport = RtpTransport(
             ports, strict=strict_source, learn_packets=strict_learn_packets
         )
-        self._rx = RxBatch.empty(RX_ROWS)
+        self._rx = RxBatch.empty(RX_ROWS, RX_ROW_LEN)
         self._sockets: dict[int, LegSocket] = {}  # slot -> sockets (tick thread)
         self._commands: deque[Command] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._tick_hook = tick_hook  # tests inject a slow tick here
+        self._tune_allocator = tune_allocator
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -162,10 +197,13 @@ class MediaEngine:
         if self._thread is not None:
             return
         self._loop = asyncio.get_running_loop()
+        tuned = self._tune_allocator and keep_freed_memory()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="media-tick", daemon=True)
         self._thread.start()
-        log.info("engine.started", capacity=self.core.capacity, host=self.host)
+        log.info(
+            "engine.started", capacity=self.core.capacity, host=self.host, allocator_tuned=tuned
+        )
 
     async def stop(self) -> None:
         """Stop the tick thread and release every leg's ports."""
@@ -240,7 +278,8 @@ class MediaEngine:
             self._in_loop(lambda: self.ports.release(sock.pair))
 
         self._submit(remove)
-        log.info("media.summary", **summary.as_log())
+        # The call layer's ``call.ended`` line carries these fields; this one is for debugging.
+        log.debug("media.summary", **summary.as_log())
         return summary
 
     def join(self, leg: Leg, meeting: str) -> None:

@@ -10,8 +10,9 @@ capacity) and runs one 20 ms :meth:`MediaCore.tick`:
 
 1. ``parse_batch`` reads the headers of every packet drained this tick; rows whose payload type
    is the leg's telephone-event type go to its ``DtmfReceiver`` (a few per second, so a Python
-   loop), rows with the leg's audio type and a 160-byte payload are decoded in one ``np.take``
-   through a combined µ-law/A-law table and put into the ``JitterBank``;
+   loop), rows with the leg's audio type and a 160-byte payload are decoded with one
+   ``np.take`` per law present (``g711`` decodes two codes per lookup) and put into the
+   ``JitterBank``;
 2. the bank pops one frame per slot; legs without telephone-event run ``InbandDetector``;
    ``TalkDetector`` updates who talks (events come out paired);
 3. prompts become per-leg or per-meeting overlays, music on hold advances once, and
@@ -69,8 +70,6 @@ FRAME = 160
 TICK = 0.02
 PACKET_LEN = HEADER_LEN + FRAME
 RTCP_INTERVAL = 5.0
-_DECODE = np.concatenate([g711.ulaw_decode(np.arange(256, dtype=np.uint8)),
-                          g711.alaw_decode(np.arange(256, dtype=np.uint8))])  # fmt: skip
 Callback = Callable[[], None]
 # RFC 2543 hold: the peer names the unspecified address (compared, never bound).
 _HOLD_ADDRS = frozenset({"0.0.0.0", "::"})  # noqa: S104
@@ -373,14 +372,7 @@ class MediaCore:
         audio = np.flatnonzero(valid & (pt == self.audio_pt[slots]) & (batch.payload_len == FRAME))
         if not len(audio):
             return
-        offsets = batch.payload_offset[audio]
-        if bool((offsets == HEADER_LEN).all()):  # the usual case: no CSRC, no extension
-            codes = rx.buf[audio, HEADER_LEN:PACKET_LEN]
-        else:
-            codes = rx.buf[audio[:, None], offsets[:, None] + np.arange(FRAME)]
-        index = codes.astype(np.intp)
-        index += (self.alaw[slots[audio]].astype(np.intp) << 8)[:, None]
-        pcm = np.take(_DECODE, index)
+        pcm = self._decode(rx, audio, batch.payload_offset[audio], slots[audio])
         self.jitter.put(
             slots[audio],
             batch.sequence[audio],
@@ -390,6 +382,30 @@ class MediaCore:
             ssrc=batch.ssrc[audio],
             marker=batch.marker[audio],
         )
+
+    def _decode(
+        self,
+        rx: RxBatch,
+        audio: NDArray[np.intp],
+        offsets: NDArray[np.int32],
+        slots: NDArray[np.intp],
+    ) -> NDArray[np.int16]:
+        """Payloads of the audio rows as PCM; one table lookup per law present."""
+        if len(audio) == rx.count and bool((offsets == HEADER_LEN).all()):
+            codes = rx.buf[: rx.count, HEADER_LEN:PACKET_LEN]  # the usual tick: a view, no copy
+        elif bool((offsets == HEADER_LEN).all()):
+            codes = rx.buf[audio, HEADER_LEN:PACKET_LEN]
+        else:  # CSRCs or a header extension somewhere: gather each payload from its offset
+            codes = rx.buf[audio[:, None], offsets[:, None] + np.arange(FRAME)]
+        alaw = self.alaw[slots]
+        if not alaw.any():
+            return g711.ulaw_decode(codes)
+        if alaw.all():
+            return g711.alaw_decode(codes)
+        pcm = np.empty((len(audio), FRAME), np.int16)
+        pcm[~alaw] = g711.ulaw_decode(codes[~alaw])
+        pcm[alaw] = g711.alaw_decode(codes[alaw])
+        return pcm
 
     def _dtmf_packet(self, slot: int, ts: int, marker: bool, payload: bytes, now: float) -> None:
         receiver = self._dtmf.get(slot)

@@ -122,3 +122,27 @@ def test_lookup_by_name_and_unknown_codec() -> None:
         g711.encoder("G722")
     with pytest.raises(MediaConfigError, match=r"no G\.711 decoder named 'opus'"):
         g711.decoder("opus")
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_pair_table_path_matches_single_codes_for_every_pair(codec: str) -> None:
+    # (65536, 2): every ordered pair of codes; even and contiguous, so the pair table is used.
+    first, second = np.divmod(np.arange(65536), 256)
+    pairs = np.stack([first, second], axis=1).astype(np.uint8)
+    dec = g711.decoder(codec)
+    singles = np.stack([dec(pairs[:, 0].copy()[:, None])[:, 0], dec(pairs[:, 1][:, None])[:, 0]])
+    np.testing.assert_array_equal(dec(pairs), singles.T)
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_odd_strided_and_row_sliced_inputs_decode_alike(codec: str) -> None:
+    dec = g711.decoder(codec)
+    rng = np.random.default_rng(7)
+    packets = rng.integers(0, 256, (5, 200), dtype=np.uint8)
+    reference = np.vstack([dec(row[None, 12:172].copy().reshape(-1)[:, None])[:, 0]
+                           for row in packets])  # fmt: skip
+    np.testing.assert_array_equal(dec(packets[:, 12:172]), reference)  # rows of a wider buffer
+    np.testing.assert_array_equal(dec(packets[:, 13:172]), reference[:, 1:])  # odd length
+    np.testing.assert_array_equal(dec(packets[:, 12:172:2]), reference[:, ::2])  # strided
+    assert dec(np.zeros((0, 160), np.uint8)).shape == (0, 160)
+    assert dec(np.array(0xFF, np.uint8)).shape == ()
