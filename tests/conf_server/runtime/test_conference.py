@@ -1,0 +1,327 @@
+"""The conference runtime against a recording engine, a fake call layer and the real store.
+
+What is checked is the mapping the module docstring promises: IVR prompts and lookups, the join
+into the right meeting with the right role, hold music for a caller outside the mix, hang-up
+after the queued prompts, leave on hang-up, and the LiveControl seam the REST API uses. Prompt
+ends are driven by hand (``finish``), so nothing here waits on audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import structlog
+from numpy.typing import NDArray
+
+from conf_server.domain.attributes import Role
+from conf_server.domain.lockout import Lockout, LockoutPolicy
+from conf_server.domain.meeting import CallJoined, Event, MeetingStarted, TalkingChanged
+from conf_server.prompts import load_language
+from conf_server.runtime.calls import Call
+from conf_server.runtime.conference import HOLD_PREFIX, Conference
+from conf_server.runtime.conference_media import PromptLibrary
+from conf_server.store import Store
+from conf_server.store.provision import provision_file
+from media.dtmf import Digit
+from sip.events import DialogId, InviteId
+
+ROOT = Path(__file__).resolve().parents[3]
+DID = "+12125550100"
+
+
+class Playback:
+    def __init__(self, names: list[str], exclusive: bool, on_done: Callable[[], None] | None):
+        self.names = names
+        self.exclusive = exclusive
+        self.on_done = on_done
+        self.cancelled = False
+        self.done = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Engine:
+    """Records what the conference asks of the media engine."""
+
+    def __init__(self, names: dict[int, str]) -> None:
+        self.names = names  # id(clip) → prompt name, to read plays back as names
+        self.log: list[tuple[Any, ...]] = []
+        self.plays: dict[Any, list[Playback]] = {}
+
+    def play(self, leg: Any, clips: Sequence[NDArray[np.int16]], *, exclusive: bool,
+             on_done: Callable[[], None] | None = None) -> Playback:  # fmt: skip
+        handle = Playback([self.names.get(id(c), "tone") for c in clips], exclusive, on_done)
+        self.plays.setdefault(leg, []).append(handle)
+        return handle
+
+    def play_meeting(self, meeting: str, clips: Sequence[NDArray[np.int16]]) -> None:
+        self.log.append(("play_meeting", meeting, [self.names.get(id(c), "tone") for c in clips]))
+
+    def join(self, leg: Any, meeting: str) -> None:
+        self.log.append(("join", leg, meeting))
+
+    def leave(self, leg: Any) -> None:
+        self.log.append(("leave", leg))
+
+    def set_flags(self, leg: Any, **flags: Any) -> None:
+        self.log.append(("flags", leg, flags))
+
+    def current(self, leg: Any) -> Playback:
+        live = [p for p in self.plays.get(leg, []) if not p.cancelled and not p.done]
+        return live[-1]
+
+    def finish(self, leg: Any) -> list[str]:
+        """The leg's current prompt ends by itself; returns its names."""
+        handle = self.current(leg)
+        handle.done = True
+        assert handle.on_done is not None
+        handle.on_done()
+        return handle.names
+
+
+class Leg:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.on_talking: Callable[[bool], None] | None = None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Manager:
+    """The slice of CallManager the conference uses; a hang-up ends the call at once."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, Call] = {}
+        self.hung_up: list[str] = []
+        self.conference: Conference | None = None
+
+    def spawn(self, call: Call, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        call.tasks.add(task)
+        task.add_done_callback(call.tasks.discard)
+
+    def hangup(self, call: Call) -> None:
+        self.hung_up.append(call.id)
+        self.end(call, "local_bye")
+
+    def end(self, call: Call, reason: str) -> None:
+        if self.calls.pop(call.id, None) is not None and self.conference is not None:
+            for task in call.tasks:
+                task.cancel()
+            self.conference.ended(call, reason)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/c.db")
+    await provision_file(store, ROOT / "config" / "demo.toml")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def library() -> tuple[PromptLibrary, dict[int, str]]:
+    prompts = load_language(ROOT / "config" / "prompts", "en").prompts
+    return PromptLibrary(prompts), {id(clip): name for name, clip in prompts.items()}
+
+
+class Rig:
+    def __init__(self, store: Store, library: tuple[PromptLibrary, dict[int, str]]) -> None:
+        self.engine = Engine(library[1])
+        self.manager = Manager()
+        self.conference = Conference(
+            store, self.engine, library[0], lockout=Lockout(LockoutPolicy(threshold=3))
+        )
+        self.conference.attach(self.manager)
+        self.manager.conference = self.conference
+        self.events: list[Event] = []
+        self.unsubscribe = self.conference.subscribe(self.events.append)
+
+    async def settle(self) -> None:
+        for _ in range(20):  # store lookups are a few awaits each
+            await asyncio.sleep(0.01)
+
+    async def answer(self, name: str, caller: str = "+15550001") -> Call:
+        call = Call(
+            id=name,
+            did=DID,
+            caller=caller,
+            peer="192.0.2.9:5060",
+            source_ip="192.0.2.9",
+            invite_id=InviteId(name),
+            started=self.conference.now(),
+            log=structlog.get_logger().bind(call_id=name),
+            dialog_id=DialogId(name, "a", "b"),
+            leg=Leg(name),
+            answered=self.conference.now(),
+        )
+        self.manager.calls[name] = call
+        self.conference.answered(call)
+        await self.settle()
+        return call
+
+    async def keys(self, call: Call, keys: str) -> None:
+        for key in keys:
+            self.conference.digit(call, Digit(key, 100, "rfc4733"))
+        await self.settle()
+
+    async def enter(self, call: Call, *codes: str) -> None:
+        assert self.engine.finish(call.leg) == ["welcome", "enter_access_code"]
+        for code in codes:
+            await self.keys(call, code)
+
+
+async def test_code_joins_the_room_with_its_role(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    with structlog.testing.capture_logs() as logs:
+        call = await rig.answer("c1")
+        assert rig.engine.current(call.leg).exclusive
+        await rig.enter(call, "2222#")
+    assert rig.conference.service.room_of("c1") == "100001"
+    assert ("join", call.leg, "100001") in rig.engine.log
+    flags = [e[2] for e in rig.engine.log if e[0] == "flags" and e[1] is call.leg]
+    assert flags[-1]["muted"] is False and flags[-1]["listener"] is False
+    assert rig.engine.current(call.leg).names == ["first_participant"]
+    (joined,) = [line for line in logs if line["event"] == "call.joined"]
+    assert joined["since_last_key_ms"] >= 0
+    assert [type(e) for e in rig.events] == [CallJoined, MeetingStarted]
+    info = rig.conference.call_info("c1")
+    assert info is not None and (info.room, info.role, info.caller) == (
+        "100001",
+        Role.PARTICIPANT,
+        "+15550001",
+    )
+    # The call layer's ``call.ended`` line uses call.log: meeting and role are bound on it.
+    with structlog.testing.capture_logs() as logs:
+        call.log.info("probe")
+    assert (logs[0]["meeting"], logs[0]["role"]) == ("100001", "participant")
+
+
+async def test_waiting_caller_hears_music_until_the_host_then_joins(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    guest = await rig.answer("guest")
+    await rig.enter(guest, "5555#")
+    assert rig.engine.finish(guest.leg) == ["enter_pin"]
+    await rig.keys(guest, "1357#")
+    assert rig.conference.service.meeting("100002").state.value == "waiting"
+    assert ("join", guest.leg, HOLD_PREFIX + "guest") in rig.engine.log
+    assert ("flags", guest.leg, {"held": True}) in rig.engine.log
+    assert rig.engine.current(guest.leg).names == ["waiting_for_host"]
+
+    host = await rig.answer("host", caller="+15550002")
+    await rig.enter(host, "4444#")
+    rig.engine.finish(host.leg)
+    await rig.keys(host, "2468#")  # the organizer PIN
+    assert rig.conference.service.participant("host").role is Role.HOST
+    after = rig.engine.log[rig.engine.log.index(("flags", guest.leg, {"held": True})) :]
+    assert ("leave", guest.leg) in after and ("join", guest.leg, "100002") in after
+    last_flags = [e[2] for e in after if e[0] == "flags" and e[1] is guest.leg][-1]
+    assert last_flags["held"] is False
+
+
+async def test_refused_caller_is_hung_up_only_after_the_prompt(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    host = await rig.answer("host")
+    await rig.enter(host, "1111#")
+    await rig.keys(host, "*7")  # lock
+    assert rig.conference.service.meeting("100001").locked
+    late = await rig.answer("late", caller="+15550003")
+    await rig.enter(late, "2222#")
+    assert rig.engine.current(late.leg).names == ["conference_locked", "goodbye"]
+    assert rig.manager.hung_up == []  # the farewell is still playing
+    rig.engine.finish(late.leg)
+    assert rig.manager.hung_up == ["late"]
+
+
+async def test_hang_up_leaves_the_meeting_and_ends_it(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    call = await rig.answer("c1")
+    await rig.enter(call, "1111#")
+    with structlog.testing.capture_logs() as logs:
+        rig.manager.end(call, "remote_bye")
+    assert not rig.conference.service.has_call("c1")
+    assert [line["event"] for line in logs if line["event"].startswith(("meeting.", "call."))] == [
+        "call.left",
+        "meeting.ended",
+    ]
+    assert rig.conference.calls() == [] and rig.conference.call_info("c1") is None
+
+
+async def test_wrong_codes_record_failures_and_the_lockout_refuses_the_next_call(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)  # threshold 3 for this test
+    with structlog.testing.capture_logs() as logs:
+        call = await rig.answer("c1", caller="+15559999")
+        await rig.enter(call, "9999#")
+        for _ in range(2):
+            assert rig.engine.finish(call.leg) == ["invalid_code", "enter_access_code"]
+            await rig.keys(call, "9998#")
+        assert rig.engine.finish(call.leg) == ["invalid_code", "too_many_attempts", "goodbye"]
+        assert rig.manager.hung_up == ["c1"]
+        again = await rig.answer("c2", caller="+15559999")
+        assert rig.engine.current(again.leg).names == ["access_refused", "goodbye"]
+    names = [line["event"] for line in logs if line["event"].startswith("security.")]
+    # The third failure locks both the (untrusted) source address and the caller number.
+    assert names == [
+        "security.lockout_started",
+        "security.lockout_started",
+        "security.attempts_exhausted",
+        "security.call_refused",
+    ]
+    scopes = [line.get("ip") or line.get("caller") for line in logs if line["event"] == names[0]]
+    assert scopes == ["192.0.2.9", "+15559999"]
+
+
+async def test_keys_go_to_the_ivr_before_the_join_and_to_the_keypad_after(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    call = await rig.answer("c1")
+    await rig.keys(call, "1")  # barge-in: the greeting is cut
+    assert rig.engine.plays[call.leg][0].cancelled
+    await rig.keys(call, "111#")
+    assert rig.conference.service.has_call("c1")
+    await rig.keys(call, "*6")
+    assert rig.conference.service.participant("c1").muted
+    assert rig.engine.finish(call.leg) == ["first_participant"]  # queued behind it
+    assert rig.engine.current(call.leg).names == ["you_are_muted"]
+
+
+async def test_live_control_for_the_api(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    call = await rig.answer("c1")
+    await rig.enter(call, "1111#")
+    assert [info.call_id for info in rig.conference.calls()] == ["c1"]
+    assert rig.conference.set_custom_name("c1", "Alice")
+    assert not rig.conference.set_custom_name("nobody", "x")
+    info = rig.conference.call_info("c1")
+    assert info is not None and info.custom_name == "Alice"
+    now = rig.conference.now()
+    rig.conference.apply(rig.conference.service.mute("c1", True, now))
+    assert rig.conference.call_info("c1").muted  # type: ignore[union-attr]
+    assert call.leg.on_talking is not None
+    call.leg.on_talking(True)
+    assert isinstance(rig.events[-1], TalkingChanged) and rig.events[-1].talking
+    rig.unsubscribe()
+    call.leg.on_talking(False)
+    assert isinstance(rig.events[-1], TalkingChanged) and rig.events[-1].talking
+    assert rig.conference.hangup("c1") and rig.manager.hung_up == ["c1"]
+    assert not rig.conference.hangup("c1")

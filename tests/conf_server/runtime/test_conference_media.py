@@ -1,0 +1,159 @@
+"""Prompt queues (``Speaker``), prompt lookup and the hold music, without an engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from conf_server.domain.meeting import Tone
+from conf_server.prompts import read_prompt
+from conf_server.runtime.conference_media import (
+    PromptLibrary,
+    Speaker,
+    main,
+    music_on_hold,
+    write_wav,
+)
+from media import tones
+
+MOH_FILE = Path(__file__).resolve().parents[3] / "config" / "prompts" / "moh.wav"
+
+
+def clip(value: int, n: int = 160) -> NDArray[np.int16]:
+    return np.full(n, value, np.int16)
+
+
+class Handle:
+    def __init__(self, clips: Sequence[NDArray[np.int16]], exclusive: bool,
+                 on_done: Callable[[], None] | None) -> None:  # fmt: skip
+        self.values = [int(c[0]) for c in clips]
+        self.exclusive = exclusive
+        self.on_done = on_done
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def finish(self) -> None:
+        assert self.on_done is not None and not self.cancelled
+        self.on_done()
+
+
+class Player:
+    """Records plays like the engine: one playback per leg at a time."""
+
+    def __init__(self) -> None:
+        self.plays: list[Handle] = []
+
+    def play(self, leg: Any, clips: Sequence[NDArray[np.int16]], *, exclusive: bool,
+             on_done: Callable[[], None] | None = None) -> Handle:  # fmt: skip
+        handle = Handle(clips, exclusive, on_done)
+        self.plays.append(handle)
+        return handle
+
+
+def test_prompts_play_one_after_the_other_with_their_callbacks() -> None:
+    player, done = Player(), []
+    speaker = Speaker(player, leg="leg")
+    speaker.say([clip(1), clip(2)], exclusive=True, on_done=lambda: done.append("a"))
+    speaker.say([clip(3)], exclusive=False, on_done=lambda: done.append("b"))
+    assert [h.values for h in player.plays] == [[1, 2]]  # the second waits its turn
+    player.plays[0].finish()
+    assert done == ["a"] and [h.values for h in player.plays] == [[1, 2], [3]]
+    assert player.plays[1].exclusive is False
+    player.plays[1].finish()
+    assert done == ["a", "b"] and speaker.idle
+
+
+def test_stop_cuts_and_drops_the_queue_without_callbacks() -> None:
+    player, done = Player(), []
+    speaker = Speaker(player, leg="leg")
+    speaker.say([clip(1)], exclusive=True, on_done=lambda: done.append("a"))
+    speaker.say([clip(2)], exclusive=True, on_done=lambda: done.append("b"))
+    speaker.stop()
+    assert player.plays[0].cancelled and len(player.plays) == 1
+    assert done == [] and speaker.idle
+
+
+def test_when_idle_waits_for_the_queue() -> None:
+    player, events = Player(), []
+    speaker = Speaker(player, leg="leg")
+    speaker.when_idle(lambda: events.append("idle-at-once"))
+    speaker.say([clip(1)], exclusive=True)
+    speaker.say([clip(2)], exclusive=True)
+    speaker.when_idle(lambda: events.append("hangup"))
+    assert events == ["idle-at-once"]
+    player.plays[0].finish()
+    assert events == ["idle-at-once"]
+    player.plays[1].finish()
+    assert events == ["idle-at-once", "hangup"]
+
+
+def test_a_callback_may_queue_the_next_prompt() -> None:
+    """The IVR answers PromptFinished with a new prompt from inside the callback."""
+    player = Player()
+    speaker = Speaker(player, leg="leg")
+    speaker.say([clip(1)], exclusive=True, on_done=lambda: speaker.say([clip(2)], exclusive=True))
+    player.plays[0].finish()
+    assert [h.values for h in player.plays] == [[1], [2]]
+
+
+def test_empty_prompt_completes_at_once_and_closed_speaker_is_silent() -> None:
+    player, done = Player(), []
+    speaker = Speaker(player, leg="leg")
+    speaker.say([], exclusive=True, on_done=lambda: done.append("empty"))
+    assert done == ["empty"] and player.plays == []
+    speaker.say([clip(1)], exclusive=True, on_done=lambda: done.append("never"))
+    speaker.close()
+    assert player.plays[0].cancelled
+    speaker.say([clip(2)], exclusive=True)
+    assert len(player.plays) == 1 and done == ["empty"]
+
+
+def test_library_reports_missing_names_and_synthesises_tones() -> None:
+    library = PromptLibrary({"a": clip(1), "b": clip(2)})
+    found, missing = library.clips(["a", "rollcall/x", "b"])
+    assert [int(c[0]) for c in found] == [1, 2] and missing == ["rollcall/x"]
+    assert np.array_equal(library.tone(Tone.ENTRY), tones.entry_tone())
+    assert np.array_equal(library.tone(Tone.EXIT), tones.exit_tone())
+    assert library.seconds(["a", "b"]) == 320 / 8000
+    library.add("rollcall/x", clip(5))
+    assert "rollcall/x" in library
+    library.discard("rollcall/x")
+    assert "rollcall/x" not in library
+
+
+def test_hold_music_is_whole_frames_quiet_and_below_1100_hz() -> None:
+    music = music_on_hold()
+    assert len(music) % 160 == 0 and len(music) / 8000 > 8.0
+    peak_dbfs = 20 * np.log10(np.abs(music).max() / 32767)
+    assert -24.0 < peak_dbfs < -12.0
+    spectrum = np.abs(np.fft.rfft(music.astype(np.float64)))
+    freqs = np.fft.rfftfreq(len(music), 1 / 8000)
+    # The dial-in tests listen for tones above 1.2 kHz while the music plays.
+    assert spectrum[freqs > 1200].sum() < 0.02 * spectrum.sum()
+
+
+def test_committed_file_is_the_generated_music(tmp_path: Path) -> None:
+    assert np.array_equal(read_prompt(MOH_FILE), music_on_hold())
+    out = tmp_path / "moh.wav"
+    assert main([str(out)]) == 0
+    assert out.read_bytes() == MOH_FILE.read_bytes()
+    assert main([]) == 2
+
+
+@given(st.lists(st.integers(-32768, 32767), min_size=1, max_size=400))
+def test_wav_round_trip(values: list[int]) -> None:
+    import tempfile  # hypothesis runs many examples: one file each
+
+    samples = np.array(values, np.int16)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.wav"
+        write_wav(path, samples)
+        assert np.array_equal(read_prompt(path), samples)
