@@ -14,8 +14,13 @@ nothing. Values are coerced the way the spec's own samples need (``"callFlowId":
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+DbInt = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+"""Integers the database can hold (a bigger one is a 422, not a driver overflow)."""
 
 
 class _Body(BaseModel):
@@ -34,13 +39,13 @@ class KeyIn(_Body):
     """A keychain entry; ``id`` may be echoed back from a GET (keys are matched by code)."""
 
     access_code: str = Field(min_length=1, max_length=32)
-    role: int | str
-    id: int | None = None
+    role: DbInt | str
+    id: DbInt | None = None
 
 
 class RefIn(_Body):
-    did_group_id: int
-    state: int = 0
+    did_group_id: DbInt
+    state: DbInt = 0
 
 
 class PinIn(_Body):
@@ -49,8 +54,8 @@ class PinIn(_Body):
 
 
 class RoomCreate(_Body):
-    primary_did_group_id: int
-    meeting_number: int | None = None
+    primary_did_group_id: DbInt
+    meeting_number: DbInt | None = None
     description: str = ""
     did_group_references: list[RefIn] = []
     keychain: list[KeyIn] = []
@@ -60,8 +65,8 @@ class RoomCreate(_Body):
 
 
 class RoomUpdate(_Body):
-    primary_did_group_id: int | None = None
-    meeting_number: int | None = None
+    primary_did_group_id: DbInt | None = None
+    meeting_number: DbInt | None = None
     description: str | None = None
     did_group_references: list[RefIn] | None = None
     keychain: list[KeyIn] | None = None
@@ -70,24 +75,24 @@ class RoomUpdate(_Body):
 
 
 class KeyCreate(_Body):
-    role: int | str
+    role: DbInt | str
     access_code: str | None = Field(default=None, min_length=1, max_length=32)
 
 
 class KeyUpdate(_Body):
-    role: int | str | None = None
+    role: DbInt | str | None = None
     access_code: str | None = Field(default=None, min_length=1, max_length=32)
 
 
 class DidCreate(_Body):
-    did_group_id: int
+    did_group_id: DbInt
     phone_number: str = Field(min_length=1, max_length=32)
     description: str = ""
     attributes: list[AttributeIn] = []
 
 
 class DidUpdate(_Body):
-    did_group_id: int | None = None
+    did_group_id: DbInt | None = None
     phone_number: str | None = Field(default=None, min_length=1, max_length=32)
     description: str | None = None
     attributes: list[AttributeIn] | None = None
@@ -95,14 +100,14 @@ class DidUpdate(_Body):
 
 class DidGroupCreate(_Body):
     name: str = Field(min_length=1, max_length=128)
-    call_flow_id: int = 3
+    call_flow_id: DbInt = 3
     description: str = ""
     attributes: list[AttributeIn] = []
 
 
 class DidGroupUpdate(_Body):
     name: str | None = Field(default=None, min_length=1, max_length=128)
-    call_flow_id: int | None = None
+    call_flow_id: DbInt | None = None
     description: str | None = None
     attributes: list[AttributeIn] | None = None
 
@@ -119,7 +124,7 @@ class SubscriberCreate(_Body):
     email: str = ""
     phone_number: str = ""
     details: str = ""
-    role: int = 3
+    role: DbInt = 3
     callback: CallbackIn | None = None
     event_callback_url: str | None = Field(default=None, max_length=2048)
 
@@ -132,7 +137,7 @@ class SubscriberUpdate(_Body):
     email: str | None = None
     phone_number: str | None = None
     details: str | None = None
-    role: int | None = None
+    role: DbInt | None = None
     callback: CallbackIn | None = None
     event_callback_url: str | None = Field(default=None, max_length=2048)
 
@@ -141,9 +146,9 @@ class CallUpdate(_Body):
     """Live call changes: ``muteMode``/``holdMode`` 0 (off) or 40 (on), ``gainLevel`` in dB."""
 
     custom_name: str | None = Field(default=None, max_length=128)
-    gain_level: int | None = None
-    mute_mode: int | None = None
-    hold_mode: int | None = None
+    gain_level: DbInt | None = None
+    mute_mode: DbInt | None = None
+    hold_mode: DbInt | None = None
 
 
 class AttributeValue(_Body):

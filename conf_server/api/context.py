@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi import Path as PathArg
 
 from conf_server.api.auth import Authenticator, Principal
 from conf_server.api.errors import (
@@ -59,6 +60,11 @@ class ApiContext:
     auth: Authenticator
     settings: ApiSettings
     hub: Any = None  # events.EventHub, set by create_app (typed there; avoids an import cycle)
+
+
+MAX_ID = 2**31 - 1
+Id = Annotated[int, PathArg(ge=0, le=MAX_ID)]
+"""An id or number in a path: bounded so the database never sees an integer it cannot hold."""
 
 
 def get_context(request: Request) -> ApiContext:

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request, Response
 from conf_server.api import shapes
 from conf_server.api.auth import Principal
 from conf_server.api.bodies import AttributeValue, CallUpdate
-from conf_server.api.context import ApiContext, Ctx, Who, item_query, list_query
+from conf_server.api.context import ApiContext, Ctx, Id, Who, item_query, list_query
 from conf_server.api.errors import (
     ConflictApiError,
     LiveUnavailableError,
@@ -243,7 +243,7 @@ async def list_meetings(request: Request, ctx: Ctx, who: Who) -> Json:
 
 
 @router.get("/meetings/{number}")
-async def get_meeting(number: int, request: Request, ctx: Ctx, who: Who) -> Json:
+async def get_meeting(number: Id, request: Request, ctx: Ctx, who: Who) -> Json:
     query = item_query(request, MEETING_FIELDS)
     live, meeting, name = await _meeting(ctx, who, number)
     return query.trim(meeting_shape(meeting, live, name))
@@ -263,7 +263,7 @@ def _attribute_values(m: Meeting) -> dict[str, str]:
 
 
 @router.get("/meetings/{number}/attributes")
-async def meeting_attributes(number: int, request: Request, ctx: Ctx, who: Who) -> list[Json]:
+async def meeting_attributes(number: Id, request: Request, ctx: Ctx, who: Who) -> list[Json]:
     query = list_query(request, NAME_VALUE)
     _, meeting, _ = await _meeting(ctx, who, number)
     values = _attribute_values(meeting)
@@ -273,7 +273,7 @@ async def meeting_attributes(number: int, request: Request, ctx: Ctx, who: Who) 
 
 @router.put("/meetings/{number}/attributes/{name}")
 async def set_meeting_attribute(
-    number: int, name: str, body: AttributeValue, ctx: Ctx, who: Who
+    number: Id, name: str, body: AttributeValue, ctx: Ctx, who: Who
 ) -> list[Json]:
     live, meeting, _ = await _meeting(ctx, who, number)
     if name in _READ_ONLY:
@@ -292,7 +292,7 @@ async def set_meeting_attribute(
 
 
 @router.delete("/meetings/{number}", status_code=204)
-async def end_meeting(number: int, ctx: Ctx, who: Who) -> Response:
+async def end_meeting(number: Id, ctx: Ctx, who: Who) -> Response:
     live, meeting, _ = await _meeting(ctx, who, number)
     with meeting_errors():
         live.apply(live.service.end(meeting.room, live.now()))

@@ -22,7 +22,7 @@ from conf_server.api.bodies import (
     DidGroupUpdate,
     DidUpdate,
 )
-from conf_server.api.context import Ctx, Who, item_query, list_query, store_errors
+from conf_server.api.context import Ctx, Id, Who, item_query, list_query, store_errors
 from conf_server.store import DidGroupSpec, DidInfo, DidSpec
 
 router = APIRouter()
@@ -53,7 +53,7 @@ async def list_call_flows(request: Request, ctx: Ctx, who: Who) -> Json:
 
 
 @router.get("/callFlows/{flow_id}")
-async def get_call_flow(flow_id: int, request: Request, ctx: Ctx, who: Who) -> Json:
+async def get_call_flow(flow_id: Id, request: Request, ctx: Ctx, who: Who) -> Json:
     query = item_query(request, shapes.CALL_FLOW_FIELDS)
     with store_errors("call flow"):
         flow = await ctx.store.get_call_flow(flow_id)
@@ -83,19 +83,19 @@ async def list_dids(request: Request, ctx: Ctx, who: Who) -> Json:
     return query.envelope("dids", [shapes.did(d) for d in dids.items])
 
 
-async def _did(ctx: Ctx, did_id: int) -> DidInfo:
+async def _did(ctx: Ctx, did_id: Id) -> DidInfo:
     with store_errors("DID"):
         return await ctx.store.get_did(did_id)
 
 
 @router.get("/dids/{did_id}")
-async def get_did(did_id: int, request: Request, ctx: Ctx, who: Who) -> Json:
+async def get_did(did_id: Id, request: Request, ctx: Ctx, who: Who) -> Json:
     query = item_query(request, shapes.DID_FIELDS)
     return query.trim(shapes.did(await _did(ctx, did_id)))
 
 
 @router.put("/dids/{did_id}")
-async def update_did(did_id: int, body: DidUpdate, ctx: Ctx, who: Who) -> Json:
+async def update_did(did_id: Id, body: DidUpdate, ctx: Ctx, who: Who) -> Json:
     who.require_admin()
     current = await _did(ctx, did_id)
     spec = current.spec()
@@ -114,7 +114,7 @@ async def update_did(did_id: int, body: DidUpdate, ctx: Ctx, who: Who) -> Json:
 
 
 @router.delete("/dids/{did_id}", status_code=204)
-async def delete_did(did_id: int, ctx: Ctx, who: Who) -> Response:
+async def delete_did(did_id: Id, ctx: Ctx, who: Who) -> Response:
     who.require_admin()
     with store_errors("DID"):
         await ctx.store.delete_did(did_id)
@@ -124,7 +124,7 @@ async def delete_did(did_id: int, ctx: Ctx, who: Who) -> Response:
 # --- DID groups ---------------------------------------------------------------------------------
 
 
-async def _group_shape(ctx: Ctx, group_id: int) -> Json:
+async def _group_shape(ctx: Ctx, group_id: Id) -> Json:
     with store_errors("DID group"):
         group = await ctx.store.get_did_group(group_id)
         dids = await ctx.store.did_group_dids(group_id)
@@ -155,13 +155,13 @@ async def list_did_groups(request: Request, ctx: Ctx, who: Who) -> Json:
 
 
 @router.get("/didGroups/{group_id}")
-async def get_did_group(group_id: int, request: Request, ctx: Ctx, who: Who) -> Json:
+async def get_did_group(group_id: Id, request: Request, ctx: Ctx, who: Who) -> Json:
     query = item_query(request, shapes.DID_GROUP_FIELDS)
     return query.trim(await _group_shape(ctx, group_id))
 
 
 @router.put("/didGroups/{group_id}")
-async def update_did_group(group_id: int, body: DidGroupUpdate, ctx: Ctx, who: Who) -> Json:
+async def update_did_group(group_id: Id, body: DidGroupUpdate, ctx: Ctx, who: Who) -> Json:
     who.require_admin()
     with store_errors("DID group"):
         current = await ctx.store.get_did_group(group_id)
@@ -179,7 +179,7 @@ async def update_did_group(group_id: int, body: DidGroupUpdate, ctx: Ctx, who: W
 
 
 @router.delete("/didGroups/{group_id}", status_code=204)
-async def delete_did_group(group_id: int, ctx: Ctx, who: Who) -> Response:
+async def delete_did_group(group_id: Id, ctx: Ctx, who: Who) -> Response:
     who.require_admin()
     with store_errors("DID group"):
         await ctx.store.delete_did_group(group_id)

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Request, Response
 from conf_server.api import shapes
 from conf_server.api.auth import Principal
 from conf_server.api.bodies import KeyCreate, KeyIn, KeyUpdate, PinIn, RoomCreate, RoomUpdate
-from conf_server.api.context import Ctx, Who, item_query, list_query, store_errors
+from conf_server.api.context import Ctx, Id, Who, item_query, list_query, store_errors
 from conf_server.api.errors import (
     ConflictApiError,
     NotFoundApiError,
@@ -61,7 +61,7 @@ def _keys(keys: list[KeyIn]) -> tuple[KeySpec, ...]:
 
 
 async def load_room(
-    ctx: Ctx, who: Principal, number: int, scope: str | None, write: bool
+    ctx: Ctx, who: Principal, number: Id, scope: str | None, write: bool
 ) -> RoomInfo:
     with store_errors("meeting room"):
         room = await ctx.store.get_room(number)
@@ -126,7 +126,7 @@ async def _list(request: Request, ctx: Ctx, who: Principal, scope: str | None) -
 
 
 async def _update(
-    ctx: Ctx, who: Principal, number: int, body: RoomUpdate, scope: str | None
+    ctx: Ctx, who: Principal, number: Id, body: RoomUpdate, scope: str | None
 ) -> Json:
     room = await load_room(ctx, who, number, scope, write=True)
     spec = room.spec()
@@ -169,30 +169,30 @@ async def list_subscriber_rooms(sid: str, request: Request, ctx: Ctx, who: Who) 
 
 
 @router.get("/meetingRooms/{number}")
-async def get_room(number: int, request: Request, ctx: Ctx, who: Who) -> Json:
+async def get_room(number: Id, request: Request, ctx: Ctx, who: Who) -> Json:
     query = item_query(request, shapes.ROOM_FIELDS)
     return query.trim(shapes.room(await load_room(ctx, who, number, None, write=False)))
 
 
 @router.get(_SUB + "/{number}")
-async def get_subscriber_room(sid: str, number: int, request: Request, ctx: Ctx, who: Who) -> Json:
+async def get_subscriber_room(sid: str, number: Id, request: Request, ctx: Ctx, who: Who) -> Json:
     query = item_query(request, shapes.ROOM_FIELDS)
     return query.trim(shapes.room(await load_room(ctx, who, number, sid, write=False)))
 
 
 @router.put("/meetingRooms/{number}")
-async def update_room(number: int, body: RoomUpdate, ctx: Ctx, who: Who) -> Json:
+async def update_room(number: Id, body: RoomUpdate, ctx: Ctx, who: Who) -> Json:
     return await _update(ctx, who, number, body, None)
 
 
 @router.put(_SUB + "/{number}")
 async def update_subscriber_room(
-    sid: str, number: int, body: RoomUpdate, ctx: Ctx, who: Who
+    sid: str, number: Id, body: RoomUpdate, ctx: Ctx, who: Who
 ) -> Json:
     return await _update(ctx, who, number, body, sid)
 
 
-async def _delete(ctx: Ctx, who: Principal, number: int, scope: str | None) -> Response:
+async def _delete(ctx: Ctx, who: Principal, number: Id, scope: str | None) -> Response:
     await load_room(ctx, who, number, scope, write=True)
     with store_errors("meeting room"):
         await ctx.store.delete_room(number)
@@ -200,17 +200,17 @@ async def _delete(ctx: Ctx, who: Principal, number: int, scope: str | None) -> R
 
 
 @router.delete("/meetingRooms/{number}", status_code=204)
-async def delete_room(number: int, ctx: Ctx, who: Who) -> Response:
+async def delete_room(number: Id, ctx: Ctx, who: Who) -> Response:
     return await _delete(ctx, who, number, None)
 
 
 @router.delete(_SUB + "/{number}", status_code=204)
-async def delete_subscriber_room(sid: str, number: int, ctx: Ctx, who: Who) -> Response:
+async def delete_subscriber_room(sid: str, number: Id, ctx: Ctx, who: Who) -> Response:
     return await _delete(ctx, who, number, sid)
 
 
 @router.get("/meetingRooms/{number}/attributes")
-async def room_attributes(number: int, ctx: Ctx, who: Who) -> list[Json]:
+async def room_attributes(number: Id, ctx: Ctx, who: Who) -> list[Json]:
     room = await load_room(ctx, who, number, None, write=False)
     return shapes.attribute_list(room.attributes)
 
@@ -218,7 +218,7 @@ async def room_attributes(number: int, ctx: Ctx, who: Who) -> list[Json]:
 # --- keychain -----------------------------------------------------------------------------------
 
 
-def _key_by_id(room: RoomInfo, key_id: int) -> KeySpec:
+def _key_by_id(room: RoomInfo, key_id: Id) -> KeySpec:
     for key in room.keychain:
         if key.id == key_id:
             return KeySpec(key.code, key.role)
@@ -231,7 +231,7 @@ def _saved_key(room: RoomInfo, code: str) -> Json:
 
 
 async def _add_key(
-    ctx: Ctx, who: Principal, number: int, body: KeyCreate, scope: str | None
+    ctx: Ctx, who: Principal, number: Id, body: KeyCreate, scope: str | None
 ) -> Json:
     room = await load_room(ctx, who, number, scope, write=True)
     role = _role(body.role, "role")
@@ -255,7 +255,7 @@ async def _add_key(
 
 
 async def _keychain(
-    request: Request, ctx: Ctx, who: Principal, number: int, scope: str | None
+    request: Request, ctx: Ctx, who: Principal, number: Id, scope: str | None
 ) -> list[dict[str, Any]]:
     room = await load_room(ctx, who, number, scope, write=False)
     page, _ = list_query(request, shapes.KEY_FIELDS).select([shapes.key(k) for k in room.keychain])
@@ -263,7 +263,7 @@ async def _keychain(
 
 
 async def _update_key(
-    ctx: Ctx, who: Principal, number: int, key_id: int, body: KeyUpdate, *, scope: str | None
+    ctx: Ctx, who: Principal, number: Id, key_id: Id, body: KeyUpdate, *, scope: str | None
 ) -> Json:
     room = await load_room(ctx, who, number, scope, write=True)
     old = _key_by_id(room, key_id)
@@ -278,7 +278,7 @@ async def _update_key(
 
 
 async def _delete_key(
-    ctx: Ctx, who: Principal, number: int, key_id: int, scope: str | None
+    ctx: Ctx, who: Principal, number: Id, key_id: Id, scope: str | None
 ) -> Response:
     room = await load_room(ctx, who, number, scope, write=True)
     old = _key_by_id(room, key_id)
@@ -291,28 +291,28 @@ _KEYS = "/meetingRooms/{number}/keychain"
 
 
 @router.post(_KEYS)
-async def add_key(number: int, body: KeyCreate, ctx: Ctx, who: Who) -> Json:
+async def add_key(number: Id, body: KeyCreate, ctx: Ctx, who: Who) -> Json:
     return await _add_key(ctx, who, number, body, None)
 
 
 @router.post(_SUB + "/{number}/keychain")
-async def add_subscriber_key(sid: str, number: int, body: KeyCreate, ctx: Ctx, who: Who) -> Json:
+async def add_subscriber_key(sid: str, number: Id, body: KeyCreate, ctx: Ctx, who: Who) -> Json:
     return await _add_key(ctx, who, number, body, sid)
 
 
 @router.get(_KEYS)
-async def list_keys(number: int, request: Request, ctx: Ctx, who: Who) -> list[Json]:
+async def list_keys(number: Id, request: Request, ctx: Ctx, who: Who) -> list[Json]:
     return await _keychain(request, ctx, who, number, None)
 
 
 @router.get(_SUB + "/{number}/keychain")
 async def list_subscriber_keys(
-    sid: str, number: int, request: Request, ctx: Ctx, who: Who
+    sid: str, number: Id, request: Request, ctx: Ctx, who: Who
 ) -> list[Json]:
     return await _keychain(request, ctx, who, number, sid)
 
 
-async def _get_key(ctx: Ctx, who: Principal, number: int, key_id: int, scope: str | None) -> Json:
+async def _get_key(ctx: Ctx, who: Principal, number: Id, key_id: Id, scope: str | None) -> Json:
     room = await load_room(ctx, who, number, scope, write=False)
     found = next((k for k in room.keychain if k.id == key_id), None)
     if found is None:
@@ -321,41 +321,41 @@ async def _get_key(ctx: Ctx, who: Principal, number: int, key_id: int, scope: st
 
 
 @router.get(_KEYS + "/{key_id}")
-async def get_key(number: int, key_id: int, ctx: Ctx, who: Who) -> Json:
+async def get_key(number: Id, key_id: Id, ctx: Ctx, who: Who) -> Json:
     return await _get_key(ctx, who, number, key_id, None)
 
 
 @router.get(_SUB + "/{number}/keychain/{key_id}")
-async def get_subscriber_key(sid: str, number: int, key_id: int, ctx: Ctx, who: Who) -> Json:
+async def get_subscriber_key(sid: str, number: Id, key_id: Id, ctx: Ctx, who: Who) -> Json:
     return await _get_key(ctx, who, number, key_id, sid)
 
 
 @router.put(_KEYS + "/{key_id}")
-async def update_key(number: int, key_id: int, body: KeyUpdate, ctx: Ctx, who: Who) -> Json:
+async def update_key(number: Id, key_id: Id, body: KeyUpdate, ctx: Ctx, who: Who) -> Json:
     return await _update_key(ctx, who, number, key_id, body, scope=None)
 
 
 @router.put(_SUB + "/{number}/keychain/{key_id}")
 async def update_subscriber_key(
-    sid: str, number: int, key_id: int, body: KeyUpdate, *, ctx: Ctx, who: Who
+    sid: str, number: Id, key_id: Id, body: KeyUpdate, *, ctx: Ctx, who: Who
 ) -> Json:
     return await _update_key(ctx, who, number, key_id, body, scope=sid)
 
 
 @router.delete(_KEYS + "/{key_id}", status_code=204)
-async def delete_key(number: int, key_id: int, ctx: Ctx, who: Who) -> Response:
+async def delete_key(number: Id, key_id: Id, ctx: Ctx, who: Who) -> Response:
     return await _delete_key(ctx, who, number, key_id, None)
 
 
 @router.delete(_SUB + "/{number}/keychain/{key_id}", status_code=204)
-async def delete_subscriber_key(sid: str, number: int, key_id: int, ctx: Ctx, who: Who) -> Response:
+async def delete_subscriber_key(sid: str, number: Id, key_id: Id, ctx: Ctx, who: Who) -> Response:
     return await _delete_key(ctx, who, number, key_id, sid)
 
 
 # --- PINs (Horn) --------------------------------------------------------------------------------
 
 
-async def _pin_room(ctx: Ctx, who: Principal, number: int) -> RoomInfo:
+async def _pin_room(ctx: Ctx, who: Principal, number: Id) -> RoomInfo:
     # PINs are secrets of the room: only its owner and administrators see them.
     room = await load_room(ctx, who, number, None, write=False)
     if not who.admin and room.subscriber_sid != who.sid:
@@ -364,13 +364,13 @@ async def _pin_room(ctx: Ctx, who: Principal, number: int) -> RoomInfo:
 
 
 @router.get("/meetingRooms/{number}/pins")
-async def list_pins(number: int, ctx: Ctx, who: Who) -> list[Json]:
+async def list_pins(number: Id, ctx: Ctx, who: Who) -> list[Json]:
     room = await _pin_room(ctx, who, number)
     return [shapes.pin(p) for p in room.pins]
 
 
 @router.post("/meetingRooms/{number}/pins")
-async def add_pin(number: int, body: PinIn, ctx: Ctx, who: Who) -> Json:
+async def add_pin(number: Id, body: PinIn, ctx: Ctx, who: Who) -> Json:
     room = await _pin_room(ctx, who, number)
     if any(p.pin == body.pin for p in room.pins):
         raise ConflictApiError("this PIN is already set on the room", "pin")
@@ -380,7 +380,7 @@ async def add_pin(number: int, body: PinIn, ctx: Ctx, who: Who) -> Json:
 
 
 @router.delete("/meetingRooms/{number}/pins/{pin}", status_code=204)
-async def delete_pin(number: int, pin: str, ctx: Ctx, who: Who) -> Response:
+async def delete_pin(number: Id, pin: str, ctx: Ctx, who: Who) -> Response:
     room = await _pin_room(ctx, who, number)
     if not any(p.pin == pin for p in room.pins):
         raise NotFoundApiError("PIN")
