@@ -268,6 +268,11 @@ class JitterBank:
         if marks.shape != (k,):
             raise MediaConfigError(f"marker has shape {marks.shape}, expected ({k},)")
         arrival = np.broadcast_to(np.asarray(now, dtype=np.float64), (k,))
+        if k < 2 or bool((leg[1:] > leg[:-1]).all()):
+            # The usual tick: one packet per leg, legs ascending (drained in slot order), so
+            # the batch is one round as it stands, with no argsort and no gathers.
+            self._put_round(leg, seqs, stamps, pcm, now=arrival, ssrc=sources, marker=marks)
+            return
         for batch in _rounds(leg):
             self._put_round(
                 leg[batch],
@@ -295,19 +300,24 @@ class JitterBank:
         rel = index - self.play[leg]
         late = rel < 0
         too_far = rel >= self.slots
-        self.counters[_C_LATE, leg[late]] += 1
-        self.counters[_C_DROPPED, leg[too_far]] += 1
         slot = index % self.slots
         dup = self.valid[leg, slot] & (self.slot_index[leg, slot] == index)
         dup &= ~late & ~too_far
-        self.counters[_C_DUPLICATES, leg[dup]] += 1
         store = ~(late | too_far | dup)
-        self._store(leg[store], slot[store], index[store], pcm[store], now[store])
-        fresh = ~dup
-        self.counters[_C_RECEIVED, leg[fresh]] += 1
-        self.stream_received[leg[fresh]] += 1
+        if store.all():  # the usual tick: every packet is new and fits the ring
+            self._store(leg, slot, index, pcm, now)
+            fresh_leg, fresh_ts, fresh_now = leg, ts, now
+        else:
+            self.counters[_C_LATE, leg[late]] += 1
+            self.counters[_C_DROPPED, leg[too_far]] += 1
+            self.counters[_C_DUPLICATES, leg[dup]] += 1
+            self._store(leg[store], slot[store], index[store], pcm[store], now[store])
+            fresh = ~dup
+            fresh_leg, fresh_ts, fresh_now = leg[fresh], ts[fresh], now[fresh]
+        self.counters[_C_RECEIVED, fresh_leg] += 1
+        self.stream_received[fresh_leg] += 1
         self._sequence(leg, dseq, index, marker)
-        self._jitter(leg[fresh], ts[fresh], now[fresh])
+        self._jitter(fresh_leg, fresh_ts, fresh_now)
 
     def _resync_where_needed(
         self,
@@ -386,7 +396,8 @@ class JitterBank:
         self.slot_index[leg, slot] = index
         self.newest[leg] = np.maximum(self.newest[leg], index)
         waiting = np.isinf(self.first_arrival[leg])
-        self.first_arrival[leg[waiting]] = now[waiting]
+        if waiting.any():  # only legs that start buffering
+            self.first_arrival[leg[waiting]] = now[waiting]
 
     def _sequence(
         self,
@@ -398,18 +409,28 @@ class JitterBank:
         """Advance the highest sequence number; note sender-declared silence before a packet."""
         ahead = dseq > 0
         silent_gap = ahead & ((dseq == 1) | marker) & (index > self.last_index[leg] + 1)
-        self.quiet_until[leg[silent_gap]] = index[silent_gap]
-        self.max_seq[leg[ahead]] += dseq[ahead]
-        self.last_index[leg[ahead]] = index[ahead]
+        if silent_gap.any():
+            self.quiet_until[leg[silent_gap]] = index[silent_gap]
+        if ahead.all():  # the usual tick: every packet is the next (or a newer) one
+            self.max_seq[leg] += dseq
+            self.last_index[leg] = index
+        else:
+            self.max_seq[leg[ahead]] += dseq[ahead]
+            self.last_index[leg[ahead]] = index[ahead]
 
     def _jitter(
         self, leg: NDArray[np.int64], ts: NDArray[np.int64], now: NDArray[np.float64]
     ) -> None:
         """RFC 3550 A.8: D = (Rj − Ri) − (Sj − Si) in timestamp units; J += (|D| − J)/16."""
-        known = np.isfinite(self.last_arrival[leg])
-        old = leg[known]
-        d = (now[known] - self.last_arrival[old]) * RATE - _wrap(ts[known] - self.last_ts[old], 32)
-        self.jitter[old] += (np.abs(d) - self.jitter[old]) / 16.0
+        last = self.last_arrival[leg]
+        known = np.isfinite(last)
+        if known.all():
+            d = (now - last) * RATE - _wrap(ts - self.last_ts[leg], 32)
+            self.jitter[leg] += (np.abs(d) - self.jitter[leg]) / 16.0
+        else:
+            old = leg[known]
+            d = (now[known] - last[known]) * RATE - _wrap(ts[known] - self.last_ts[old], 32)
+            self.jitter[old] += (np.abs(d) - self.jitter[old]) / 16.0
         self.last_arrival[leg] = now
         self.last_ts[leg] = ts
 
@@ -524,10 +545,13 @@ _STATUS_COUNTERS = (
 
 
 def _packet_field(values: ArrayLike, k: int, name: str, limit: int) -> NDArray[np.int64]:
-    arr = np.asarray(values, dtype=np.int64)
+    given = np.asarray(values)
+    arr = given.astype(np.int64)
     if arr.shape != (k,):
         raise MediaConfigError(f"{name} has shape {arr.shape}, expected ({k},)")
-    if k and (arr.min() < 0 or arr.max() > limit):
+    # Unsigned input no wider than the field (the parser's uint16/uint32) is in range by type.
+    in_range = given.dtype.kind == "u" and np.iinfo(given.dtype).max <= limit
+    if k and not in_range and (arr.min() < 0 or arr.max() > limit):
         raise MediaConfigError(f"{name} outside [0, {limit}]")
     return arr
 

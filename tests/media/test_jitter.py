@@ -350,3 +350,60 @@ def test_bad_input_is_named() -> None:
         bank(min_delay_ms=10)
     with pytest.raises(MediaConfigError, match="8 slots cannot hold 200 ms"):
         bank(slots=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 0.4), st.floats(0.0, 0.2))
+def test_a_tick_batch_ends_in_the_same_state_as_its_packets_one_by_one(
+    seed: int, loss: float, dup: float
+) -> None:
+    # The engine puts a whole tick at once (legs ascending: the single-round path, with whole
+    # array updates when every packet is in order); the reference puts each packet alone.
+    rng = np.random.default_rng(seed)
+    legs, ticks = 6, 90
+    packets = []
+    for leg in range(legs):
+        jitter = rng.uniform(0, 0.05, ticks)
+        kept = [p for p in stream(leg, ticks, jitter=jitter) if rng.random() >= loss]
+        kept += [Packet(p.at + 0.01, leg, p.n, p.seq, p.ts) for p in kept if rng.random() < dup]
+        packets += kept
+    batched, single = bank(legs), bank(legs)
+    pending = sorted(packets, key=lambda p: (p.at, p.leg))
+    i = 0
+    for t in range(ticks + 10):
+        now = (t + 1) * TICK
+        tick = []
+        while i < len(pending) and pending[i].at <= now:
+            tick.append(pending[i])
+            i += 1
+        tick.sort(key=lambda p: p.leg)  # stable: one leg's packets keep their arrival order
+        _put(batched, tick, now)
+        for p in tick:
+            _put(single, [p], now)
+        frames_b, status_b = batched.pop(now)
+        frames_s, status_s = single.pop(now)
+        np.testing.assert_array_equal(status_b, status_s)
+        np.testing.assert_array_equal(frames_b, frames_s)
+    np.testing.assert_array_equal(batched.counters, single.counters)
+    np.testing.assert_array_equal(batched.jitter, single.jitter)
+    np.testing.assert_array_equal(batched.lost(), single.lost())
+
+
+def _put(jb: JitterBank, batch: list[Packet], now: float) -> None:
+    jb.put(
+        [p.leg for p in batch],
+        [p.seq for p in batch],
+        [p.ts for p in batch],
+        np.array([pcm(p.n) for p in batch], dtype=np.int16).reshape(-1, FRAME),
+        now,
+        ssrc=[p.ssrc for p in batch],
+    )
+
+
+def test_parser_typed_fields_skip_the_range_check_but_wide_ones_do_not() -> None:
+    jb = bank(1)
+    frame = np.zeros((1, FRAME), dtype=np.int16)
+    jb.put([0], np.array([65535], np.uint16), np.array([2**32 - 1], np.uint32), frame, 0.0)
+    assert jb.counters[Counter.RECEIVED, 0] == 1
+    with pytest.raises(MediaConfigError, match="seq outside \\[0, 65535\\]"):
+        jb.put([0], np.array([65536], np.uint32), [1], frame, 0.0)
