@@ -61,6 +61,7 @@ from media.errors import MediaConfigError
 
 Address = tuple[str, int]
 Sender = Callable[[memoryview], int]
+Reader = tuple[int, Callable[[memoryview], int], int]  # slot, its RTP socket's recv_into, fd
 MAX_READS_PER_SOCKET = 8  # a burst beyond this waits for the next tick (bounded tick time)
 FOREIGN_DRAIN_TICKS = 50  # drain the foreign sockets once a second
 _NOTHING = bytes(4)  # FIONREAD's answer when no datagram is queued
@@ -122,10 +123,16 @@ class RtpTransport:
         self._by_foreign_fd: dict[int, LegSocket] = {}
         self._by_slot: dict[int, LegSocket] = {}
         # Hot-loop tables, rebuilt when a leg opens, latches, re-learns or goes.
-        self._connected: list[tuple[int, Callable[[memoryview], int], int]] = []
+        self._connected: list[Reader] = []
         self._learning: list[LegSocket] = []
         self._senders: dict[int, Sender] = {}
         self._stale = False
+        # Send plan: (slot, send, row view) per row of the core's sender array. The core hands
+        # the same array object every tick until its topology changes, so identity says when
+        # to rebuild; so does any change of a leg's send function.
+        self._plan: list[tuple[int, Sender, memoryview]] = []
+        self._plan_slots: NDArray[np.intp] | None = None
+        self._plan_stale = True
         self._tx = np.zeros((0, PACKET_LEN), np.uint8)
         self._tx_views: list[memoryview] = []
         self._fionread = bytearray(4)
@@ -203,6 +210,7 @@ class RtpTransport:
             elif leg.target is not None:
                 self._senders[leg.slot] = _sendto(leg.pair.rtp, leg.target)
         self._stale = True  # many legs latch in one tick: rebuild once, at the next drain
+        self._plan_stale = True
 
     def _rebuild(self) -> None:
         legs = sorted(self._by_slot.values(), key=lambda x: x.slot)
@@ -239,25 +247,43 @@ class RtpTransport:
         self, views: list[memoryview], lengths: list[int], slots: list[int]
     ) -> None:
         """One read per latched leg, more only while ``FIONREAD`` says a datagram waits."""
-        capacity = len(views)
         ioctl, request, answer = fcntl.ioctl, termios.FIONREAD, self._fionread
         push_len, push_slot = lengths.append, slots.append
+        connected = self._connected[: len(views)]  # a leg past the rows waits a tick
         k = 0
-        for slot, recv, fd in self._connected:
-            for _ in range(MAX_READS_PER_SOCKET):
-                if k >= capacity:
-                    return
-                try:
-                    n = recv(views[k])
-                except (BlockingIOError, ConnectionRefusedError):
-                    # Refused: an ICMP error from the peer surfaces on the next call; keep going.
-                    break
-                push_len(n)
-                push_slot(slot)
-                k += 1
-                ioctl(fd, request, answer)
-                if answer == _NOTHING:
-                    break
+        for slot, recv, fd in connected:
+            try:
+                n = recv(views[k])
+            except (BlockingIOError, ConnectionRefusedError):
+                # Refused: an ICMP error from the peer surfaces on the next call; keep going.
+                continue
+            push_len(n)
+            push_slot(slot)
+            k += 1
+            ioctl(fd, request, answer)
+            if answer != _NOTHING:
+                k = self._read_more((slot, recv, fd), views, lengths, slots)
+
+    def _read_more(
+        self, leg: Reader, views: list[memoryview], lengths: list[int], slots: list[int]
+    ) -> int:
+        """A leg with a burst queued (rare): read up to ``MAX_READS_PER_SOCKET`` in all."""
+        slot, recv, fd = leg
+        k = len(lengths)
+        for _ in range(MAX_READS_PER_SOCKET - 1):
+            if k >= len(views):
+                break
+            try:
+                n = recv(views[k])
+            except (BlockingIOError, ConnectionRefusedError):
+                break
+            lengths.append(n)
+            slots.append(slot)
+            k += 1
+            fcntl.ioctl(fd, termios.FIONREAD, self._fionread)
+            if self._fionread == _NOTHING:
+                break
+        return k
 
     def _read_learning(
         self, leg: LegSocket, views: list[memoryview], lengths: list[int], slots: list[int]
@@ -337,14 +363,12 @@ class RtpTransport:
     def send(self, tx: TxBatch) -> int:
         """Send every row of ``tx`` to its leg; returns the packets handed to the kernel."""
         views = self._rows(tx.packets)
-        senders = self._senders
+        if tx.slots is not self._plan_slots or self._plan_stale:
+            self._build_plan(tx.slots, views)
         sent = 0
-        for i, slot in enumerate(tx.slots.tolist()):
-            send = senders.get(slot)
-            if send is None:
-                continue
+        for slot, send, view in self._plan:
             try:
-                send(views[i])
+                send(view)
             except OSError:
                 # A full socket buffer or an ICMP error from the peer: count, never stop the tick.
                 self._by_slot[slot].send_errors += 1
@@ -356,6 +380,17 @@ class RtpTransport:
                 self._send_rtcp(leg, leg.target, data)
         return sent
 
+    def _build_plan(self, tx_slots: NDArray[np.intp], views: list[memoryview]) -> None:
+        """Pair each row's leg with its send function; kept while the core's senders stay."""
+        senders = self._senders
+        self._plan = [
+            (slot, senders[slot], views[i])
+            for i, slot in enumerate(tx_slots.tolist())
+            if slot in senders
+        ]
+        self._plan_slots = tx_slots
+        self._plan_stale = False
+
     def _rows(self, packets: NDArray[np.uint8]) -> list[memoryview]:
         """Copy the tick's packets into the persistent buffer; its row views are made once."""
         rows, width = packets.shape
@@ -363,6 +398,7 @@ class RtpTransport:
             self._tx = np.zeros((max(rows, 2 * len(self._tx)), width), np.uint8)
             flat = self._tx.reshape(-1).data
             self._tx_views = [flat[i * width : (i + 1) * width] for i in range(len(self._tx))]
+            self._plan_stale = True
         self._tx[:rows] = packets
         return self._tx_views
 
