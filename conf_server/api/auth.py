@@ -9,8 +9,9 @@ Passwords are stored as salted scrypt hashes (``conf_server.store.passwords``); 
 tens of milliseconds of CPU by design, so it runs in a worker thread (the event loop also
 carries SIP) and a successful check is remembered: the cache maps a login to a keyed SHA-256 of
 the password (key random per process) and the stored hash it was checked against. A later
-request with the same password compares digests in constant time; a changed password hash in
-the store (or ``logout``) invalidates the entry. An unknown login still spends one scrypt, so
+request with the same password compares digests in constant time; within ``FRESH`` seconds it
+skips the store too. A changed password hash in the store, an update of the subscriber through
+the API, or ``logout`` invalidates the entry. An unknown login still spends one scrypt, so
 timing does not reveal which logins exist. Credentials are never logged.
 
 Roles: an administrator may do everything; an operator has live control of every meeting and
@@ -26,6 +27,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -38,6 +40,9 @@ ADMIN_LOGIN_ENV: Final = "CONF_SERVER_ADMIN_LOGIN"
 ADMIN_PASSWORD_ENV: Final = "CONF_SERVER_ADMIN_PASSWORD"  # noqa: S105 (a variable's name)
 _MAX_CREDENTIALS: Final = 1024
 _CACHE_SIZE: Final = 4096
+FRESH: Final = 2.0
+"""Seconds a verified login is trusted without a store lookup (role/password changes made
+outside the API take effect within this time; the API's own changes at once)."""
 
 
 class SubscriberRole(IntEnum):
@@ -103,7 +108,9 @@ class Authenticator:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._key = secrets.token_bytes(32)
-        self._verified: dict[str, tuple[bytes, str]] = {}  # login → (digest, stored hash)
+        # login → (digest, stored hash, principal, fresh until): a request within ``FRESH``
+        # seconds of a check skips even the store lookup.
+        self._verified: dict[str, tuple[bytes, str, Principal, float]] = {}
         self._dummy_hash = hash_password(secrets.token_urlsafe(16))
 
     def _digest(self, password: str) -> bytes:
@@ -111,27 +118,38 @@ class Authenticator:
 
     async def authenticate(self, header: str | None) -> Principal:
         login, password = parse_basic(header)
-        found = await self._store.find_subscriber(login)
-        stored = found.password_hash if found is not None else self._dummy_hash
         digest = self._digest(password)
         cached = self._verified.get(login)
+        if (
+            cached is not None
+            and cached[3] > time.monotonic()
+            and hmac.compare_digest(cached[0], digest)
+        ):
+            return cached[2]
+        found = await self._store.find_subscriber(login)
+        stored = found.password_hash if found is not None else self._dummy_hash
         if (
             found is not None
             and cached is not None
             and cached[1] == stored
             and hmac.compare_digest(cached[0], digest)
         ):
-            return _principal(found)
+            return self._remember(login, digest, found)
         ok = await asyncio.to_thread(verify_password, password, stored)
         if found is None or not ok:
             raise AuthenticationError
+        return self._remember(login, digest, found)
+
+    def _remember(self, login: str, digest: bytes, found: SubscriberInfo) -> Principal:
         if len(self._verified) >= _CACHE_SIZE:
             self._verified.clear()  # bounded: an attacker with many logins cannot grow it
-        self._verified[login] = (digest, stored)
-        return _principal(found)
+        principal = _principal(found)
+        entry = (digest, found.password_hash, principal, time.monotonic() + FRESH)
+        self._verified[login] = entry
+        return principal
 
     def forget(self, login: str) -> None:
-        """``logout``: the next request verifies the password again."""
+        """``logout`` or a changed subscriber: the next request checks the store again."""
         self._verified.pop(login, None)
 
 

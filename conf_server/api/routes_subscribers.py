@@ -113,7 +113,9 @@ async def update_subscriber(sid: str, body: SubscriberUpdate, ctx: Ctx, who: Who
         changes["callback_url"] = url
     spec = dataclasses.replace(current.spec(), **changes)
     with store_errors("subscriber", writing=True):
-        return await _shape(ctx, await ctx.store.update_subscriber(sid, spec))
+        updated = await ctx.store.update_subscriber(sid, spec)
+    ctx.auth.forget(current.login)  # a new password or role counts from the next request
+    return await _shape(ctx, updated)
 
 
 @router.delete("/subscribers/{sid}", status_code=204)
@@ -122,7 +124,9 @@ async def delete_subscriber(sid: str, ctx: Ctx, who: Who) -> Response:
     if sid == who.sid:
         raise ConflictApiError("an administrator cannot delete their own subscriber", "sid")
     with store_errors("subscriber"):
+        gone = await ctx.store.get_subscriber(sid)
         await ctx.store.delete_subscriber(sid)
+    ctx.auth.forget(gone.login)
     return Response(status_code=204)
 
 
