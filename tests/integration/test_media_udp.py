@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 
 import numpy as np
 import pytest
+import structlog
 from numpy.typing import NDArray
 
 from conf_server.runtime.engine import MediaEngine
@@ -21,6 +23,7 @@ from conf_server.runtime.legs import Leg
 from conf_server.runtime.ports import PortAllocator
 from media.dtmf import Digit
 from media.g711 import ulaw_decode, ulaw_encode
+from media.jitter import Counter
 from sip.sdp import PCMU, Direction, MediaParams
 
 pytestmark = pytest.mark.integration
@@ -127,3 +130,104 @@ async def test_each_leg_hears_the_others_tones_not_its_own_and_listener_is_unhea
     assert all(s.packets_in > 100 for s in summaries)
     assert engine.stats.ticks > 100
     assert ports.in_use == 0
+
+
+async def _ticks(engine: MediaEngine, count: int) -> None:
+    """Wait until the live engine has run ``count`` more ticks (bounded by the test timeout)."""
+    target = engine.stats.ticks + count
+    while engine.stats.ticks < target:
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.timeout(30)
+async def test_reinvite_to_a_new_address_relearns_the_peer() -> None:
+    ports = PortAllocator("127.0.0.1", 42000, 42999)
+    engine = MediaEngine(ports=ports, seed=2, capacity=8)
+    await engine.start()
+    old, new, other = Phone(500.0, 11), Phone(900.0, 12), Phone(1300.0, 13)
+    leg = engine.add_leg(old.params(), on_digit=lambda d: None)
+    peer = engine.add_leg(other.params(), on_digit=lambda d: None)
+    for each in (leg, peer):
+        engine.join(each, "room")
+    try:
+        await run_phones(engine, [old, other], [leg, peer], ticks=40)
+        assert len(old.received) > 20  # latched to the old address, which hears the room
+        # The re-INVITE moves the phone; the old address falls silent, the new one speaks.
+        engine.update_leg(leg, new.params())
+        await _ticks(engine, 2)
+        heard_before = len(old.received)
+        new.seq, new.sent_samples = old.seq, old.sent_samples  # same stream, new address
+        await run_phones(engine, [new, other], [leg, peer], ticks=60)
+        # A stray packet from the old address after the new one latched is foreign (counted
+        # when the foreign sockets are drained, once a second).
+        for _ in range(3):
+            old.send_frame(leg.port)
+        await run_phones(engine, [new, other], [leg, peer], ticks=60)
+    finally:
+        summary = engine.remove_leg(leg)
+        engine.remove_leg(peer)
+        await engine.stop()
+    for phone in (old, new, other):
+        phone.drain()
+    # The old address got nothing after the update beyond what was already in flight.
+    assert len(old.received) <= heard_before + 2
+    assert len(new.received) > 40, f"new address heard only {len(new.received)} packets"
+    pcm = new.heard()[-40 * FRAME :]
+    assert tone_level(pcm, 1300.0) > 0.3  # it hears the room through the new address
+    heard_by_other = other.heard()[-40 * FRAME :]
+    assert tone_level(heard_by_other, 900.0) > 0.3  # and the room hears it from there
+    assert summary.foreign_dropped == 3
+
+
+@pytest.mark.timeout(30)
+async def test_a_burst_queued_on_one_leg_is_drained_in_one_tick() -> None:
+    ports = PortAllocator("127.0.0.1", 43000, 43999)
+    engine = MediaEngine(ports=ports, seed=3, capacity=4)
+    await engine.start()
+    phone = Phone(600.0, 21)
+    leg = engine.add_leg(phone.params(), on_digit=lambda d: None)
+    try:
+        await run_phones(engine, [phone], [leg], ticks=20)  # latch (connected socket)
+        await _ticks(engine, 2)
+        before = engine.core.packets_in[leg.slot]
+        ticks = engine.stats.ticks
+        for _ in range(5):  # five packets at once: one tick must read them all
+            phone.send_frame(leg.port)
+        await _ticks(engine, 2)
+        read = int(engine.core.packets_in[leg.slot] - before)
+        assert read == 5
+        assert engine.stats.ticks - ticks <= 3
+        assert engine.core.jitter.counters[Counter.LATE, leg.slot] == 0
+    finally:
+        engine.remove_leg(leg)
+        await engine.stop()
+
+
+@pytest.mark.timeout(30)
+async def test_slow_ticks_are_counted_and_logged_as_overruns() -> None:
+    ports = PortAllocator("127.0.0.1", 44000, 44999)
+    slow_every = 10
+
+    def hook() -> None:
+        # Every tenth tick takes 30 ms of a 20 ms budget: that tick overruns.
+        if engine.stats.ticks % slow_every == 0:
+            time.sleep(0.03)
+
+    engine = MediaEngine(ports=ports, seed=4, capacity=4, tick_hook=hook)
+    phone = Phone(700.0, 31)
+    leg = engine.add_leg(phone.params(), on_digit=lambda d: None)
+    with structlog.testing.capture_logs() as logs:
+        await engine.start()
+        try:
+            await _ticks(engine, 60)
+        finally:
+            engine.remove_leg(leg)
+            await engine.stop()
+    slow = engine.stats.ticks // slow_every
+    assert slow - 1 <= engine.stats.overruns <= slow + 1
+    assert engine.stats.max_lateness_ms >= 5.0  # the tick after a slow one starts late
+    overruns = [line for line in logs if line["event"] == "engine.overrun"]
+    assert len(overruns) == engine.stats.overruns
+    assert all(line["lateness_ms"] > 0 and line["skipped"] == 0 for line in overruns)
+    summaries = [line for line in logs if line["event"] == "media.summary"]
+    assert [line["log_level"] for line in summaries] == ["debug"]
