@@ -5,7 +5,7 @@ server's event loop avoids cross-thread surprises) and prints one JSON line with
 
     python tests/integration/phone.py --target sip:+12125550100@127.0.0.1:5060 \
         --talk 2 [--dtmf 1111# --dtmf-at 1.0] [--play in.wav] [--record out.wav] [--wait-bye 10]
-        [--keys 6.5=*6 --keys 9=*6]
+        [--keys 6.5=*6 --keys 9=*6] [--dtmf-method rfc2833|info]
 
 ``--keys AT=KEYS`` (repeatable) sends RFC 2833 keys ``AT`` seconds after the call was answered,
 during the talk or the wait for BYE. The JSON line gives ``record_offset`` (seconds from the
@@ -161,13 +161,25 @@ def _who_hung_up(call: Phone, args: argparse.Namespace) -> str:
     return "server" if call.disconnected_at is not None else "nobody"
 
 
+def _dial(call: Phone, keys: str, method: str) -> None:
+    """Send ``keys`` as RFC 2833 events in the media, or as SIP INFO requests."""
+    if method == "rfc2833":
+        call.dialDtmf(keys)
+        return
+    prm = pj.CallSendDtmfParam()
+    prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+    prm.digits = keys
+    prm.duration = 160
+    call.sendDtmf(prm)
+
+
 def _send_due_keys(call: Phone, args: argparse.Namespace) -> None:
     if call.confirmed_at is None or call.disconnected_at is not None:
         return
     elapsed = time.monotonic() - call.confirmed_at
     while args.keys and args.keys[0][0] <= elapsed:
         _, keys = args.keys.pop(0)
-        call.dialDtmf(keys)
+        _dial(call, keys, args.dtmf_method)
         args.keys_sent.append([round(elapsed, 3), keys])
 
 
@@ -183,7 +195,7 @@ def _converse(ep: Any, call: Phone, args: argparse.Namespace) -> None:
     if args.dtmf:
         _pump_keys(ep, call, args, args.dtmf_at)
         if call.disconnected_at is None:
-            call.dialDtmf(args.dtmf)
+            _dial(call, args.dtmf, args.dtmf_method)
             elapsed = time.monotonic() - (call.confirmed_at or 0.0)
             args.keys_sent.append([round(elapsed, 3), args.dtmf])
     if args.wait_bye:
@@ -214,6 +226,7 @@ def main() -> int:
     parser.add_argument("--answer-timeout", type=float, default=10.0)
     parser.add_argument("--dtmf", default="")
     parser.add_argument("--dtmf-at", type=float, default=0.5)
+    parser.add_argument("--dtmf-method", choices=("rfc2833", "info"), default="rfc2833")
     parser.add_argument("--play", default="")
     parser.add_argument("--record", default="")
     parser.add_argument(

@@ -96,3 +96,22 @@ async def test_wrong_code_three_times_ends_the_call(
     assert len(events(logs, "ivr.code_rejected")) == 3
     assert [line["reason"] for line in events(logs, "ivr.hangup")] == ["too_many_attempts"]
     assert not events(logs, "call.joined")
+
+
+async def test_code_and_pin_by_sip_info_join_the_waiting_room(
+    make_server: MakeServer, tmp_path: Path, logs: Any
+) -> None:
+    server = await make_server()
+    result = await phone(
+        server,
+        *("--caller", "+15550001100", "--dtmf-method", "info"),
+        *("--keys", "0.8=5555#", "--keys", "2.5=1357#", "--talk", "5"),
+    )
+    assert result["answered"] and result["hung_up_by"] == "phone", result
+    (joined,) = events(logs, "call.joined")
+    assert (joined["meeting"], joined["role"]) == ("100002", "participant")
+    (ended,) = events(logs, "call.ended")
+    assert ended["digits"] == 10 and ended["role"] == "participant"
+    assert {line["source"] for line in events(logs, "call.digit")} == {"info"}
+    # Nobody else came: the participant waited for the host and the meeting never started.
+    assert not events(logs, "meeting.started")
