@@ -129,7 +129,11 @@ class _Rooms:
 
 
 class Conference:
-    """Calls, IVR and meetings wired together (see the module docstring)."""
+    """Calls, IVR and meetings wired together (see the module docstring).
+
+    Built inside the running event loop (its timers and clock are the loop's); the
+    ``CallManager`` is created with ``hooks=conference`` and then passed to ``attach``.
+    """
 
     def __init__(
         self,
@@ -139,12 +143,14 @@ class Conference:
         *,
         lockout: Lockout | None = None,
         service: MeetingService | None = None,
+        rollcall_seconds: float = ROLLCALL_SECONDS,
     ) -> None:
         self.store = store
         self.engine = engine
         self.prompts = prompts
         self.lockout = lockout or Lockout()
         self._service = service or MeetingService()
+        self.rollcall_seconds = rollcall_seconds
         self.manager: Any = None  # the CallManager, set by ``attach``
         self._loop = asyncio.get_running_loop()
         self._calls: dict[str, _Live] = {}
@@ -431,7 +437,7 @@ class Conference:
         call_id = a.call
 
         def window() -> None:
-            self._loop.call_later(ROLLCALL_SECONDS, self._name_done, call_id)
+            self._loop.call_later(self.rollcall_seconds, self._name_done, call_id)
 
         live.speaker.when_idle(window)
 

@@ -137,7 +137,11 @@ class Rig:
         self.engine = Engine(library[1])
         self.manager = Manager()
         self.conference = Conference(
-            store, self.engine, library[0], lockout=Lockout(LockoutPolicy(threshold=3))
+            store,
+            self.engine,
+            library[0],
+            lockout=Lockout(LockoutPolicy(threshold=3)),
+            rollcall_seconds=0.0,
         )
         self.conference.attach(self.manager)
         self.manager.conference = self.conference
@@ -325,3 +329,60 @@ async def test_live_control_for_the_api(
     assert isinstance(rig.events[-1], TalkingChanged) and rig.events[-1].talking
     assert rig.conference.hangup("c1") and rig.manager.hung_up == ["c1"]
     assert not rig.conference.hangup("c1")
+
+
+async def test_hang_up_during_the_ivr_leaves_no_timer_or_prompt_behind(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    call = await rig.answer("c1")
+    rig.engine.finish(call.leg)  # greeting over: the first-digit timer runs
+    assert ("c1", "ivr.first_digit") in rig.conference._timers
+    await rig.keys(call, "12")
+    rig.manager.end(call, "remote_bye")
+    assert not rig.conference._timers
+    assert not rig.conference.service.has_call("c1")
+    assert rig.conference.hangup("c1") is False
+
+
+async def test_operator_ends_the_meeting_everyone_hears_goodbye_then_bye(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    first = await rig.answer("a")
+    await rig.enter(first, "1111#")
+    second = await rig.answer("b", caller="+15550002")
+    await rig.enter(second, "2222#")
+    rig.conference.apply(rig.conference.service.end("100001", rig.conference.now()))
+    assert rig.manager.hung_up == []
+    for call in (first, second):
+        while rig.engine.current(call.leg).names != ["conference_ended", "goodbye"]:
+            rig.engine.finish(call.leg)  # what was queued before the farewell
+        rig.engine.finish(call.leg)
+    assert sorted(rig.manager.hung_up) == ["a", "b"]
+    assert "100001" not in rig.conference.service.meetings()
+
+
+async def test_roll_call_gives_a_window_then_enters_without_a_recording(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)  # rollcall_seconds=0: the window closes at the next loop turn
+    first = await rig.answer("c1")
+    await rig.enter(first, "1111#")
+    service = rig.conference.service
+    rig.conference.apply(
+        service.set_attribute("100001", "conference_rollcall", "on", rig.conference.now())
+    )
+    with structlog.testing.capture_logs() as logs:
+        late = await rig.answer("c2", caller="+15550002")
+        await rig.enter(late, "2222#")
+        assert rig.engine.current(late.leg).names == ["recorded_name_prompt"]
+        assert service.participant("c2").phase.value == "naming"
+        rig.engine.finish(late.leg)  # the window starts after the prompt
+        await rig.settle()
+    assert service.participant("c2").phase.value == "in"
+    assert ("join", late.leg, "100001") in rig.engine.log
+    # The others hear "has joined" without a name: there is no recording to play.
+    assert ("play_meeting", "100001", ["has_joined"]) in rig.engine.log
+    events = [line["event"] for line in logs]
+    assert "rollcall.not_recorded" in events and "prompt.skipped" in events
