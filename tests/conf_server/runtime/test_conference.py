@@ -19,10 +19,11 @@ import structlog
 from numpy.typing import NDArray
 
 from conf_server.domain.attributes import Role
+from conf_server.domain.live import LiveControl
 from conf_server.domain.lockout import Lockout, LockoutPolicy
 from conf_server.domain.meeting import CallJoined, Event, MeetingStarted, TalkingChanged
 from conf_server.prompts import load_language
-from conf_server.runtime.calls import Call
+from conf_server.runtime.calls import Call, CallHooks
 from conf_server.runtime.conference import HOLD_PREFIX, Conference
 from conf_server.runtime.conference_media import PromptLibrary
 from conf_server.store import Store
@@ -311,6 +312,9 @@ async def test_live_control_for_the_api(
     store: Store, library: tuple[PromptLibrary, dict[int, str]]
 ) -> None:
     rig = Rig(store, library)
+    live: LiveControl = rig.conference  # mypy checks the protocols are met
+    hooks: CallHooks = rig.conference
+    assert live.service is rig.conference.service and hooks is rig.conference
     call = await rig.answer("c1")
     await rig.enter(call, "1111#")
     assert [info.call_id for info in rig.conference.calls()] == ["c1"]
