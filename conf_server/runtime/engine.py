@@ -361,7 +361,11 @@ class MediaEngine:
             if wait > 0:
                 time.sleep(wait)
             ticker.started(self._clock())
-            self.tick_once()
+            try:
+                self.tick_once()
+            except Exception:  # a bug in one tick must not silence every call (DESIGN §4.4)
+                self.stats.tick_errors += 1
+                log.exception("engine.tick_failed", tick=self.stats.ticks)
             ended = self._clock()
             due = ticker.deadline + TICK  # the deadline this tick ran past, if it overran
             verdict = ticker.finished(ended)

@@ -249,9 +249,11 @@ class RtpTransport:
         """One read per latched leg, more only while ``FIONREAD`` says a datagram waits."""
         ioctl, request, answer = fcntl.ioctl, termios.FIONREAD, self._fionread
         push_len, push_slot = lengths.append, slots.append
-        connected = self._connected[: len(views)]  # a leg past the rows waits a tick
+        capacity = len(views)
         k = 0
-        for slot, recv, fd in connected:
+        for slot, recv, fd in self._connected:
+            if k >= capacity:
+                return  # the batch is full (a backlog after a stall): the rest waits a tick
             try:
                 n = recv(views[k])
             except (BlockingIOError, ConnectionRefusedError):

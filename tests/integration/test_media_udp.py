@@ -19,8 +19,10 @@ import structlog
 from numpy.typing import NDArray
 
 from conf_server.runtime.engine import MediaEngine
+from conf_server.runtime.engine_core import RxBatch
 from conf_server.runtime.legs import Leg
 from conf_server.runtime.ports import PortAllocator
+from conf_server.runtime.rtp_transport import RtpTransport
 from media.dtmf import Digit
 from media.g711 import ulaw_decode, ulaw_encode
 from media.jitter import Counter
@@ -231,3 +233,56 @@ async def test_slow_ticks_are_counted_and_logged_as_overruns() -> None:
     assert all(line["lateness_ms"] > 0 and line["skipped"] == 0 for line in overruns)
     summaries = [line for line in logs if line["event"] == "media.summary"]
     assert [line["log_level"] for line in summaries] == ["debug"]
+
+
+@pytest.mark.timeout(30)
+async def test_a_tick_that_raises_is_logged_and_the_clock_goes_on() -> None:
+    ports = PortAllocator("127.0.0.1", 45000, 45999)
+    failures = iter([True])
+
+    def hook() -> None:
+        if next(failures, False):
+            raise RuntimeError("injected tick failure")
+
+    engine = MediaEngine(ports=ports, seed=5, capacity=2, tick_hook=hook)
+    with structlog.testing.capture_logs() as logs:
+        await engine.start()
+        try:
+            await _ticks(engine, 10)
+        finally:
+            await engine.stop()
+    assert engine.stats.tick_errors == 1
+    (failed,) = [line for line in logs if line["event"] == "engine.tick_failed"]
+    assert failed["log_level"] == "error"
+    assert engine.stats.ticks >= 10
+
+
+def test_a_full_receive_batch_leaves_the_rest_for_the_next_tick() -> None:
+    ports = PortAllocator("127.0.0.1", 46000, 46999)
+    transport = RtpTransport(ports, strict=True, learn_packets=1)
+    phones = [Phone(400.0 + i, 40 + i) for i in range(3)]
+    legs = [transport.open(i, ("127.0.0.1", p.port)) for i, p in enumerate(phones)]
+    rx = RxBatch.empty(2, 256)
+    try:
+        for phone, leg in zip(phones, legs, strict=True):
+            phone.send_frame(leg.pair.port)
+        time.sleep(0.05)  # loopback delivery, then latch (learn_packets=1) on the first read
+        transport.receive(rx)
+        assert rx.count == 2  # the third leg's packet waits: the batch has two rows
+        for phone, leg in zip(phones, legs, strict=True):
+            phone.send_frame(leg.pair.port)
+        time.sleep(0.05)
+        transport.receive(rx)
+        assert rx.count == 2 and sorted(rx.slots[:2].tolist()) == [0, 1]
+        # Leg 2 latches on its first packet; its second is read through the connected socket.
+        transport.receive(rx)
+        assert rx.count == 1 and rx.slots[0] == 2
+        transport.receive(rx)
+        assert rx.count == 1 and rx.slots[0] == 2
+        transport.receive(rx)
+        assert rx.count == 0
+    finally:
+        for leg in legs:
+            transport.detach(leg)
+            ports.release(leg.pair)
+        transport.close()
