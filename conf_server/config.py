@@ -109,9 +109,14 @@ class RtpSettings:
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
-    """The REST API listener."""
+    """The REST API: listener, first administrator, files, event callbacks."""
 
     listen: str = "127.0.0.1:8080"
+    admin_login: str = ""
+    admin_password: str = field(default="", repr=False)
+    data_dir: str = "var"
+    webhook_secret: str = field(default="", repr=False)
+    fallback_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)

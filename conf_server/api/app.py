@@ -221,7 +221,7 @@ class ApiHandle:
         await self.task
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int) -> socket.socket:
     """Bind here, so a port in use is an ``OSError`` for the caller (uvicorn would exit)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -235,9 +235,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start_api(app: FastAPI, host: str = "127.0.0.1", port: int = 8080) -> ApiHandle:
-    """Serve ``app`` on ``host:port`` (0: any free port) inside the running loop."""
-    sock = _listen(host, port)
+async def start_api(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 8080, *, sock: socket.socket | None = None
+) -> ApiHandle:
+    """Serve ``app`` on ``host:port`` (0: any free port), or on ``sock`` bound earlier."""
+    if sock is None:
+        sock = listen_socket(host, port)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     server = _EmbeddedServer(config)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))

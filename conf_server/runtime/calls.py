@@ -231,7 +231,8 @@ class CallManager:
             log=log.bind(call_id=req.call_id, peer=_peer(event.addr)),
             session_id=next(self._session_ids),
         )
-        call.log = call.log.bind(caller=call.caller, did=call.did)
+        # meeting and role are filled at the join; present (null) on every line before it
+        call.log = call.log.bind(caller=call.caller, did=call.did, meeting=None, role=None)
         self._by_invite[event.invite_id] = call
         self.calls[call.id] = call
         self._spawn(call, self._setup(call, req))

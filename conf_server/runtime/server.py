@@ -12,14 +12,21 @@ sockets close, so phones are not left with a silent call.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from conf_server.api import ApiHandle, create_app, start_api
+from conf_server.api import ApiSettings as ApiAppSettings
+from conf_server.api.app import listen_socket
 from conf_server.config import Settings, parse_hostport, parse_port_range
-from conf_server.logs import configure, get_logger
+from conf_server.logs import LogFormat, configure, get_logger
 from conf_server.prompts import PromptError, load_language, read_prompt
 from conf_server.runtime.calls import CallManager, CallSettings
 from conf_server.runtime.conference import Conference
@@ -39,6 +46,9 @@ log = get_logger("server")
 DEMO_FILE = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "config" / "prompts"
 # Addresses meaning "every interface": never usable as our address in Contact or SDP.
+# The demo's API administrator (only with --demo and no administrator configured); the API
+# listens on loopback unless --api says otherwise. `make run` prints these.
+DEMO_ADMIN = ("admin", "conf-demo")
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104
 
 
@@ -74,12 +84,15 @@ class Server:
     transport: SipTransport | None = None
     calls: CallManager | None = None
     conference: Conference | None = None
+    api: ApiHandle | None = None
+    api_address: tuple[str, int] | None = None
+    demo_admin: tuple[str, str] | None = None
     demo_lines: list[str] = field(default_factory=list)
     started: bool = False
 
     async def start(self, *, demo: bool = False) -> None:
         """Bring everything up; raise StartupError with one readable line on failure."""
-        await self._open_store(demo)
+        store = await self._open_store(demo)
         sip = self.settings.sip
         host, port = parse_hostport(sip.listen, 5060)
         media_host = local_address(host, sip.public_host)
@@ -89,6 +102,7 @@ class Server:
             self._on_activity, max_tcp_connections=sip.max_tcp_connections
         )
         port = await self._listen(host, port)  # before the engine: a taken port fails first
+        api_sock = self._bind_api()
         self.engine = MediaEngine(
             ports=PortAllocator(rtp_bind, low, high),
             jitter_min_ms=self.settings.rtp.jitter_min_ms,
@@ -97,7 +111,7 @@ class Server:
             strict_learn_packets=self.settings.rtp.strict_learn_packets,
         )
         await self.engine.start()
-        self.conference = Conference(self.store, self.engine, _load_audio(self.engine))
+        self.conference = Conference(store, self.engine, _load_audio(self.engine))
         self.endpoint = SipEndpoint(
             EndpointConfig(
                 host=media_host,
@@ -117,13 +131,15 @@ class Server:
         self.calls = CallManager(
             self.endpoint,
             self.engine,
-            self.store,  # type: ignore[arg-type]  # set by _open_store
+            store,
             CallSettings(sip.default_region, sip.ring_time, media_host),
             flush=self.transport.flush,
             clock=loop.time,
             hooks=self.conference,
         )
         self.conference.attach(self.calls)
+        app = create_app(store, self.conference, self._api_settings(demo))
+        self.api = await start_api(app, sock=api_sock)
         self.transport.endpoint = self.endpoint
         self.sip_addresses = list(self.transport.addresses)
         self.started = True
@@ -132,20 +148,48 @@ class Server:
             sip=[f"{t.lower()}:{a[0]}:{a[1]}" for t, a in self.sip_addresses],
             media_host=media_host,
             rtp_ports=self.settings.rtp.ports,
+            api=_hostport(*self.api_address) if self.api_address else None,
         )
 
-    async def _open_store(self, demo: bool) -> None:
+    def _bind_api(self) -> socket.socket:
+        host, port = parse_hostport(self.settings.api.listen, 8080)
+        try:
+            sock = listen_socket(host, port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for the API on {_hostport(host, port)}: {exc.strerror or exc}"
+            ) from None
+        self.api_address = (host, int(sock.getsockname()[1]))
+        return sock
+
+    def _api_settings(self, demo: bool) -> ApiAppSettings:
+        api = self.settings.api
+        login, password = api.admin_login, api.admin_password
+        env_admin = os.environ.get("CONF_SERVER_ADMIN_LOGIN")
+        if demo and not (login and password) and not env_admin:
+            login, password = DEMO_ADMIN
+            self.demo_admin = DEMO_ADMIN
+        return ApiAppSettings(
+            admin_login=login,
+            admin_password=password,
+            data_dir=Path(api.data_dir),
+            webhook_secret=api.webhook_secret,
+            fallback_url=api.fallback_url,
+        )
+
+    async def _open_store(self, demo: bool) -> Store:
         url = self.settings.db.url
         try:
-            self.store = await Store.open(url)
-        except (StoreError, OSError, ValueError) as exc:
+            self.store = store = await Store.open(url)
+        except (StoreError, SQLAlchemyError, OSError, ValueError) as exc:
             raise StartupError(f"cannot open database {url}: {exc}") from None
         if demo:
             try:
-                report = await provision_file(self.store, DEMO_FILE)
+                report = await provision_file(store, DEMO_FILE)
             except ProvisionError as exc:
                 raise StartupError(str(exc)) from None
             self.demo_lines = report.lines()
+        return store
 
     async def _listen(self, host: str, port: int) -> int:
         assert self.transport is not None
@@ -171,7 +215,9 @@ class Server:
             self.calls.pump()
 
     async def stop(self) -> None:
-        """Hang up every call, then close sockets, media and the store."""
+        """Stop the API, hang up every call, then close sockets, media and the store."""
+        if self.api is not None:
+            await self.api.stop()
         if self.calls is not None:
             self.calls.hangup_all()
             for _ in range(20):
@@ -205,6 +251,11 @@ def _guard_config(settings: Settings) -> GuardConfig:
     )
 
 
+def _hostport(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in WILDCARDS else host
+    return f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
+
+
 def banner(server: Server) -> str:
     """What ``conf-server run`` prints for a person once the server is up."""
     lines = ["conf-server is running."]
@@ -222,6 +273,11 @@ def banner(server: Server) -> str:
             "  Room 100002: 4444 host, 5555 participant; PIN 2468 (organizer) or 1357;",
             "               participants wait with music until the host joins.",
         ]
+    if server.api_address is not None:
+        url = f"http://{_hostport(*server.api_address)}/conference/v1"
+        lines.append(f"  REST API {url}  (docs: {url}/docs)")
+    if server.demo_admin is not None:
+        lines.append(f"  API login (demo): {server.demo_admin[0]} / {server.demo_admin[1]}")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines) + "\n"
 
@@ -232,7 +288,7 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
     # SIP handling for whole milliseconds (p99 INVITE->200 56 ms at 100 calls/s). 1 ms keeps
     # both responsive (benchmarks/README.md has the figures).
     sys.setswitchinterval(0.001)
-    configure(settings.log.format, settings.log.level)  # type: ignore[arg-type]
+    configure(cast(LogFormat, settings.log.format), settings.log.level)  # validated by config
     server = Server(settings)
     try:
         await server.start(demo=demo)

@@ -69,7 +69,7 @@ async def test_cancel_before_answer_gets_487(
 async def test_retransmitted_invite_is_one_call(
     make_server: MakeServer, tmp_path: Path, logs: Any
 ) -> None:
-    server = await make_server()
+    server = await make_server(**{"sip.ring_time": 0.5})
     result = await run_sipp("uac_invite_retrans", server, tmp_path)
     assert result.returncode == 0, result.stdout + result.errors
     assert len(events(logs, "call.answered")) == 1
