@@ -192,9 +192,14 @@ class JitterBank:
         self.valid = np.zeros((legs, slots), dtype=np.bool_)
         self.counters = np.zeros((len(Counter), legs), dtype=np.int64)
         self.jitter = np.zeros(legs, dtype=np.float64)  # RFC 3550 J, timestamp units
+        # Output frames and status are double-buffered: the previous tick's pair still holds
+        # each leg's last played frame, so ``_last`` (what concealment repeats) is copied only
+        # when a leg stops playing, not for every played frame of every tick.
         self._last = np.zeros((legs, FRAME), dtype=np.int16)
         self._out = np.zeros((legs, FRAME), dtype=np.int16)
         self._status = np.zeros(legs, dtype=np.uint8)
+        self._prev_out = np.zeros((legs, FRAME), dtype=np.int16)
+        self._prev_status = np.zeros(legs, dtype=np.uint8)
         self._tick = 0
         self._alloc_state(legs)
 
@@ -212,6 +217,7 @@ class JitterBank:
         self.counters[:, leg] = 0
         self.jitter[leg] = 0.0
         self._last[leg] = 0
+        self._status[leg] = self._prev_status[leg] = _EMPTY
         for name, (_, initial) in _STATE.items():
             getattr(self, name)[leg] = initial
 
@@ -437,8 +443,14 @@ class JitterBank:
     # -- pop -------------------------------------------------------------------------------
 
     def pop(self, now: float) -> tuple[NDArray[np.int16], NDArray[np.uint8]]:
-        """One tick: ``(N, 160)`` frames and ``(N,)`` ``FrameStatus`` codes (views, reused)."""
+        """One tick: ``(N, 160)`` frames and ``(N,)`` ``FrameStatus`` codes.
+
+        The arrays are the bank's own and valid until the next ``pop`` but one (two pairs
+        alternate); copy them to keep them longer.
+        """
         self._tick += 1
+        self._out, self._prev_out = self._prev_out, self._out
+        self._status, self._prev_status = self._prev_status, self._status
         self._status.fill(_EMPTY)
         target = self.target_frames()
         self._start_ready(target, now)
@@ -456,6 +468,8 @@ class JitterBank:
     def _start_ready(self, target: NDArray[np.int64], now: float) -> None:
         """BUFFERING legs with enough queued (or waited long enough) start at the oldest frame."""
         legs = np.flatnonzero(self.state == _BUFFERING)
+        if not len(legs):
+            return
         index = self.slot_index[legs]
         usable = self.valid[legs] & (index >= self.play[legs, None])
         oldest = np.where(usable, index, _FAR).min(axis=1)
@@ -481,7 +495,6 @@ class JitterBank:
         out, out_slot = legs[plays], slot[plays]
         frames = self.buf[out, out_slot]
         self._out[out] = frames
-        self._last[out] = frames
         self._status[out] = _PLAYED
         self.valid[out, out_slot] = False
         self.has_played[out] = True
@@ -523,6 +536,9 @@ class JitterBank:
 
     def _fill(self, legs: NDArray[np.int64], quiet: NDArray[np.int64]) -> None:
         """Synthesise frames for legs with nothing to play: fading repeats, then comfort noise."""
+        # A leg that played last tick and not now: its last played frame is last tick's output.
+        stopped = legs[self._prev_status[legs] == _PLAYED]
+        self._last[stopped] = self._prev_out[stopped]
         run = self.conceal_run[legs]
         conceal = run < self.conceal_frames
         conceal[np.isin(legs, quiet)] = False
