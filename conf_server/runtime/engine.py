@@ -7,8 +7,11 @@ Theory of operation
 -------------------
 :class:`MediaEngine` is the façade the SIP call layer uses. It owns a sans-IO
 :class:`~conf_server.runtime.engine_core.MediaCore` (the tick: packets in, packets out) and an
-:class:`~conf_server.runtime.rtp_transport.RtpTransport` (the sockets). Each tick drains every
-ready socket, runs the core, and sends.
+:class:`~conf_server.runtime.rtp_transport.RtpTransport` (the sockets). Each tick reads every
+leg's RTP socket into one preallocated batch, runs the core, and sends one packet per leg.
+Where a tick's time goes at 1,500 legs in rooms of 3 (this VM, warm, medians): reading
+~4 µs per leg (``recv_into`` + ``FIONREAD``), sending ~4.5 µs per leg (on loopback the
+``send`` also runs the receiver's kernel path), the core ~3 ms for all legs together.
 
 **Thread, not the asyncio loop.** Measured on this machine (``loop.call_at`` ticks of 4 ms of
 work beside an API-like 8 ms pure-Python handler every 25 ms, 5 s): in the loop the tick's
