@@ -72,6 +72,7 @@ class RoomUpdate(_Body):
     keychain: list[KeyIn] | None = None
     attributes: list[AttributeIn] | None = None
     pins: list[PinIn] | None = None
+    subscriber_sid: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class KeyCreate(_Body):

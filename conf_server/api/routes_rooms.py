@@ -10,8 +10,9 @@ The same handlers serve both paths; the subscriber-scoped one adds ``scope`` (th
 path), and a room outside the scope is "not found". Regular users see and change only their own
 rooms, operators read every room, administrators do everything. A PUT changes the fields sent:
 ``attributes`` merge by name, ``keychain``, ``didGroupReferences`` and ``pins`` replace the
-whole array. Keys are matched by access code in the store, so changing a key's code gives it a
-new id. A key created without ``accessCode`` gets a random free six-digit one.
+whole array; ``subscriberSid`` hands the room to another subscriber (administrators only; a
+missing subscriber is a 422). Keys are matched by access code in the store, so changing a key's
+code gives it a new id. A key created without ``accessCode`` gets a random free six-digit one.
 """
 
 from __future__ import annotations
@@ -145,6 +146,9 @@ async def _update(
         changes["keychain"] = _keys(body.keychain)
     if body.pins is not None:
         changes["pins"] = tuple(PinSpec(p.pin, p.organizer) for p in body.pins)
+    if body.subscriber_sid is not None and body.subscriber_sid != room.subscriber_sid:
+        who.require_admin()  # giving a room away (or taking one) is an administrator's act
+        changes["subscriber_sid"] = body.subscriber_sid
     return shapes.room(await _save(ctx, room, dataclasses.replace(spec, **changes)))
 
 

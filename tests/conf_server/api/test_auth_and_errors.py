@@ -68,6 +68,24 @@ async def test_regular_user_sees_and_changes_only_own_rooms(world: World) -> Non
     assert made.json()["subscriberSid"] == world.bob_sid
 
 
+async def test_only_an_administrator_hands_a_room_to_another_subscriber(world: World) -> None:
+    room = f"{BASE}/meetingRooms/{world.alice_room}"
+    grab = await world.client.put(room, headers=basic(ALICE), json={"subscriberSid": world.bob_sid})
+    assert grab.status_code == 403
+    same = await world.client.put(
+        room, headers=basic(ALICE), json={"subscriberSid": world.alice_sid}
+    )
+    assert same.status_code == 200  # naming the current owner changes nothing
+    gone = await world.client.put(room, headers=basic(ADMIN), json={"subscriberSid": "SI-none"})
+    assert gone.status_code == 422
+    moved = await world.client.put(
+        room, headers=basic(ADMIN), json={"subscriberSid": world.bob_sid}
+    )
+    assert moved.json()["subscriberSid"] == world.bob_sid
+    assert (await world.client.get(room, headers=basic(BOB))).status_code == 200
+    assert (await world.client.get(room, headers=basic(ALICE))).status_code == 403
+
+
 async def test_operator_reads_everything_but_writes_no_store_object(world: World) -> None:
     rooms = await world.client.get(f"{BASE}/meetingRooms", headers=basic(OPERATOR))
     assert rooms.json()["total"] == 2
