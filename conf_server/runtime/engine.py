@@ -34,17 +34,15 @@ logged as ``engine.overrun`` with its lateness. The next tick still aims at its 
 deadline, so short hiccups are caught up; if the engine is more than ``MAX_BEHIND`` ticks behind
 the missed ticks are skipped (and counted) rather than run back to back.
 
-Memory: on ``start`` the engine asks glibc (``mallopt``) to keep freed memory instead of
-returning it to the OS, because a tick's multi-MB numpy temporaries otherwise fault their pages
-in again every tick (:func:`keep_freed_memory` has the figures). ``tune_allocator=False`` skips
-it, for embedders who prefer the process to shrink.
+Memory: a tick keeps its temporaries small (receive rows of 512 bytes, codes decoded from a
+view, whole-array jitter updates), because multi-MB temporaries made glibc map and fault fresh
+pages every tick. With those gone, tuning glibc (``mallopt``: no trim, high mmap threshold)
+measured no gain in the tick thread, so the allocator is left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import itertools
 import threading
 import time
@@ -81,28 +79,6 @@ RX_ROWS = 8192
 # header parsing and decoding of 1,500 packets about twice as fast (cache and TLB misses).
 RX_ROW_LEN = 512
 Command = Callable[[], None]
-# glibc mallopt parameters (malloc.h) and the values the engine sets; see keep_freed_memory.
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_MALLOPT = ((_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 128 << 20), (_M_TOP_PAD, 16 << 20))
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
-
-    A tick allocates numpy temporaries of up to a few MB; by default glibc serves such blocks
-    with ``mmap`` or trims them off the heap when freed, so every tick faults their pages in
-    again (3–5 µs per 4 KiB page on this VM). Measured at 1,500 legs in rooms of 3: the core tick
-    took 7.5 ms with the default allocator and 4.4 ms with these settings. The cost is that
-    the process keeps its peak heap (tens of MB). Returns False where ``mallopt`` is missing
-    (not glibc); the engine then simply runs slower.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    mallopt = getattr(ctypes.CDLL(name), "mallopt", None)
-    if mallopt is None:
-        return False
-    return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
 
 
 @dataclass(slots=True)
@@ -167,7 +143,6 @@ class MediaEngine:
         capacity: int = 2048,
         seed: int | None = None,
         tick_hook: Callable[[], None] | None = None,
-        tune_allocator: bool = True,
     ) -> None:
         self.ports = ports
         self.host = ports.host
@@ -191,7 +166,6 @@ class MediaEngine:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._tick_hook = tick_hook  # tests inject a slow tick here
-        self._tune_allocator = tune_allocator
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -200,13 +174,10 @@ class MediaEngine:
         if self._thread is not None:
             return
         self._loop = asyncio.get_running_loop()
-        tuned = self._tune_allocator and keep_freed_memory()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="media-tick", daemon=True)
         self._thread.start()
-        log.info(
-            "engine.started", capacity=self.core.capacity, host=self.host, allocator_tuned=tuned
-        )
+        log.info("engine.started", capacity=self.core.capacity, host=self.host)
 
     async def stop(self) -> None:
         """Stop the tick thread and release every leg's ports."""
