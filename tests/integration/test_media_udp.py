@@ -226,11 +226,13 @@ async def test_slow_ticks_are_counted_and_logged_as_overruns() -> None:
             engine.remove_leg(leg)
             await engine.stop()
     slow = engine.stats.ticks // slow_every
-    assert slow - 1 <= engine.stats.overruns <= slow + 1
+    # Each slow tick ends at least 10 ms past its deadline; a loaded machine may add others.
+    assert engine.stats.overruns >= slow - 1
     assert engine.stats.max_lateness_ms >= 5.0  # the tick after a slow one starts late
     overruns = [line for line in logs if line["event"] == "engine.overrun"]
     assert len(overruns) == engine.stats.overruns
     assert all(line["lateness_ms"] > 0 and line["skipped"] == 0 for line in overruns)
+    assert sum(line["lateness_ms"] >= 8.0 for line in overruns) >= slow - 1
     summaries = [line for line in logs if line["event"] == "media.summary"]
     assert [line["log_level"] for line in summaries] == ["debug"]
 
