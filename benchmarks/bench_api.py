@@ -1,161 +1,248 @@
-"""REST API under load: 500 requests/s (list meetings, get a call, mute/unmute) for 60 s.
+"""REST API under load beside live media: 300 legs in meetings, 500 requests/s for 60 s.
 
-The API serves a real store and a real MeetingService with 300 live legs in 10 meetings
-(behind a minimal LiveControl: no media, so this measures the API alone). A load thread with
-its own event loop paces requests on absolute deadlines over real HTTP and prints the
-achieved rate and p50/p99 latency per operation. Tick lateness under API load needs the
-running server (engine + API in one loop): run ``bench_engine.py`` beside this against it.
+Issue 5's benchmark, against the real ``conf-server run --demo --log-format json`` process on
+free ports. Two runs with the same set-up, so the tick figures compare like with like:
 
-    .venv/bin/python benchmarks/bench_api.py [--rate 500] [--seconds 60]
+1. *without API*: sipp brings ``--legs`` calls in (the dial-in storm's scenario and RFC 2833
+   pcaps, ``dialin_storm.py``: each call enters an access code and stays joined), the legs sit
+   in their meetings for ``--seconds``, the server is stopped;
+2. *with API*: the same, but for those ``--seconds`` a separate process (``api_load.py``)
+   drives the API at ``--rate`` requests/s: list meetings, get a call, mute and unmute
+   participants' calls, paced on absolute deadlines over keep-alive connections.
+
+API latency is measured from each request's scheduled time (queueing counts). Tick figures come
+from the server's own log: ``engine.stopped`` (whole run: ticks, overruns, lateness p99) and the
+``engine.overrun`` lines inside the measured window (count, max lateness). The engine logs no
+periodic lateness, so a window's p50/p99 is not available from outside (see benchmarks/README).
+Last line::
+
+    api load: <R> req/s achieved, p99 <X> ms; tick p99 <A> ms without API, <B> ms with
+
+    .venv/bin/python benchmarks/bench_api.py [--legs 300] [--seconds 60] [--rate 500]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import statistics
+import base64
+import json
+import os
+import subprocess
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-import httpx
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run as a script: reuse the storm's sipp set-up by name
 
-from conf_server.api import ApiSettings, create_app, start_api
-from conf_server.domain.attributes import Role, resolve
-from conf_server.domain.live import LiveCallInfo
-from conf_server.domain.meeting import Event
-from conf_server.domain.service import MeetingService, Outcome
-from conf_server.store import DidGroupSpec, RoomSpec, Store
+from benchmarks.dialin_storm import (  # noqa: E402 (needs the path above)
+    STORM_ROOMS,
+    Group,
+    free_port,
+    launch,
+    read_log,
+    split,
+)
 
-LEGS, ROOMS = 300, 10
-
-
-class Live:
-    """LiveControl over a MeetingService; actions are dropped (no media in this benchmark)."""
-
-    def __init__(self) -> None:
-        self.service = MeetingService()
-        self.listeners: list[Callable[[Event], None]] = []
-        self.rooms: dict[str, str] = {}
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def apply(self, outcome: Outcome) -> None:
-        for event in outcome.events:
-            for listener in self.listeners:
-                listener(event)
-
-    def calls(self) -> list[LiveCallInfo]:
-        return [i for c in self.rooms if (i := self.call_info(c)) is not None]
-
-    def call_info(self, call_id: str) -> LiveCallInfo | None:
-        if not self.service.has_call(call_id):
-            return None
-        p = self.service.participant(call_id)
-        return LiveCallInfo(
-            call_id, self.rooms[call_id], p.role, p.caller, "+15162065319", time.time(),
-            p.muted, p.held, p.deaf, p.gain_in_db, p.gain_out_db,
-        )  # fmt: skip
-
-    def set_custom_name(self, call_id: str, name: str | None) -> bool:
-        return call_id in self.rooms
-
-    def hangup(self, call_id: str) -> bool:
-        return False
-
-    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener)
+EXE = Path(sys.executable).with_name("conf-server")
+ADMIN = ("admin", "conf-demo")
+PREFIX = "/conference/v1"
 
 
-async def setup(folder: Path) -> tuple[Store, Live]:
-    store = await Store.open(f"sqlite:///{folder}/bench.db")
-    group = await store.create_did_group(DidGroupSpec("bench"))
-    live = Live()
-    attributes = resolve(None, None, None, None)
-    for r in range(ROOMS):
-        room = await store.create_room(RoomSpec(group.id, 100000 + r))
-        for leg in range(LEGS // ROOMS):
-            call = f"call-{r}-{leg}"
-            live.rooms[call] = str(room.meeting_number)
-            role = Role.HOST if leg == 0 else Role.PARTICIPANT
-            live.apply(live.service.join(call, str(room.meeting_number), role, call,
-                                         attributes=attributes, now=live.now()))  # fmt: skip
-    return store, live
+@dataclass
+class Run:
+    """One server run's figures."""
+
+    joined: int
+    window: tuple[float, float]  # UNIX seconds of the measured stretch
+    ticks: int
+    overruns: int
+    tick_p99: float
+    window_overruns: int
+    window_max: float
+    cpu: float  # server CPU over the window, % of one core
+    load: dict[str, object] | None = None
 
 
-def load(
-    port: int, rate: float, seconds: float, out: dict[str, list[float]], errors: list[str]
-) -> None:
-    async def run() -> None:
-        auth = ("admin", "bench-password")
-        base = f"http://127.0.0.1:{port}/conference/v1"
-        limits = httpx.Limits(max_connections=64)
-        async with httpx.AsyncClient(auth=auth, limits=limits, timeout=10) as client:
-            await client.get(f"{base}/meetings")  # warm the password cache
-            ops = [
-                ("list meetings", "GET", "/meetings", None),
-                ("get call", "GET", "/calls/call-1-3", None),
-                ("mute", "PUT", "/calls/call-2-4", {"muteMode": 40}),
-                ("unmute", "PUT", "/calls/call-2-4", {"muteMode": 0}),
-            ]
-            start, tasks = time.perf_counter(), []
-            for i in range(int(rate * seconds)):
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                name, method, path, body = ops[i % len(ops)]
-                tasks.append(asyncio.create_task(one(client, name, method, base + path, body)))
-            await asyncio.gather(*tasks)
-            out["_elapsed"] = [time.perf_counter() - start]
-
-    async def one(
-        client: httpx.AsyncClient, name: str, method: str, url: str, body: object
-    ) -> None:
-        t0 = time.perf_counter()
-        try:
-            response = await client.request(method, url, json=body)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:  # counted and reported, the run goes on
-            errors.append(f"{name}: {type(exc).__name__} {exc}")
-            return
-        out.setdefault(name, []).append(time.perf_counter() - t0)
-
-    asyncio.run(run())
-
-
-async def main(rate: float, seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        store, live = await setup(Path(folder))
-        settings = ApiSettings("admin", "bench-password", data_dir=Path(folder))
-        handle = await start_api(create_app(store, live, settings), "127.0.0.1", 0)
-        results: dict[str, list[float]] = {}
-        errors: list[str] = []
-        thread = threading.Thread(target=load, args=(handle.port, rate, seconds, results, errors))
-        thread.start()
-        while thread.is_alive():
-            await asyncio.sleep(0.1)
-        await handle.stop()
-        await store.close()
-    elapsed = results.pop("_elapsed")[0]
-    total = sum(len(v) for v in results.values())
-    print(f"{total} requests in {elapsed:.1f} s = {total / elapsed:.0f}/s (target {rate:.0f}/s), "
-          f"{LEGS} live legs in {ROOMS} meetings")  # fmt: skip
-    print(f"  errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
-    for name, samples in sorted(results.items()):
-        ms = sorted(s * 1000 for s in samples)
-        p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-        print(
-            f"  {name:14s} n={len(ms):6d}  p50={statistics.median(ms):6.2f} ms  p99={p99:6.2f} ms"
+def start_server(work: Path, sip: int, api: int) -> subprocess.Popen[bytes]:
+    db = f"sqlite+aiosqlite:///{work}/bench.db"
+    rooms = work / "storm.toml"
+    rooms.write_text(STORM_ROOMS)
+    for setup in (HERE.parent / "config" / "demo.toml", rooms):  # storm rooms use the demo DIDs
+        subprocess.run(
+            [str(EXE), "provision", str(setup), "--db", db], check=True, capture_output=True
         )
+    proc = subprocess.Popen(
+        [
+            *(str(EXE), "run", "--demo", "--sip", f"127.0.0.1:{sip}", "--db", db),
+            *("--api", f"127.0.0.1:{api}", "--rtp-ports", "40000-44999"),
+            *("--log-format", "json", "--log-level", "info"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(work / "server.log").open("wb"),
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line or b"Press Ctrl-C" in line:
+            break
+    if proc.poll() is not None:
+        raise SystemExit(f"server did not start: see {work / 'server.log'}")
+    return proc
+
+
+def get(api: int, path: str) -> dict[str, object]:
+    token = base64.b64encode(":".join(ADMIN).encode()).decode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{api}{PREFIX}{path}", headers={"Authorization": f"Basic {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body: dict[str, object] = json.loads(response.read())
+    return body
+
+
+def live_calls(api: int) -> list[dict[str, object]]:
+    calls = get(api, "/calls?limit=1000")["calls"]
+    assert isinstance(calls, list)
+    return calls
+
+
+def wait_joined(api: int, legs: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        count = len(live_calls(api))
+        if count >= legs:
+            break
+        time.sleep(1.0)
+    return count
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stamp(line: dict[str, object]) -> float:
+    text = str(line.get("timestamp", "")).replace("Z", "+00:00")
+    return datetime.fromisoformat(text).timestamp() if text else 0.0
+
+
+def tick_figures(log: list[dict[str, object]], window: tuple[float, float]) -> dict[str, float]:
+    stopped = next((x for x in log if x.get("event") == "engine.stopped"), {})
+    late = [
+        float(x["lateness_ms"])  # type: ignore[arg-type]
+        for x in log
+        if x.get("event") == "engine.overrun" and window[0] <= stamp(x) <= window[1]
+    ]
+    return {
+        "ticks": float(stopped.get("ticks", 0)),  # type: ignore[arg-type]
+        "overruns": float(stopped.get("overruns", 0)),  # type: ignore[arg-type]
+        "p99": float(stopped.get("lateness_p99_ms", float("nan"))),  # type: ignore[arg-type]
+        "window_overruns": float(len(late)),
+        "window_max": max(late, default=0.0),
+    }
+
+
+def drive_api(api: int, args: argparse.Namespace) -> dict[str, object]:
+    calls = [str(c["id"]) for c in live_calls(api) if c.get("role") == 2][:20]
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "api_load.py"),
+            *("--port", str(api), "--rate", str(args.rate), "--seconds", str(args.seconds)),
+            *("--calls", ",".join(calls)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=args.seconds * 3 + 60,
+    )
+    result: dict[str, object] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+def one_run(args: argparse.Namespace, with_api: bool) -> Run:
+    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    sip, api = free_port(), free_port()
+    server = start_server(work, sip, api)
+    storm = argparse.Namespace(within=args.within, hold=int(args.within + args.seconds + 90))
+    groups: list[Group] = split(args.legs)
+    try:
+        for group in groups:
+            launch(group, sip, storm, work)
+        joined = wait_joined(api, args.legs, args.within + 30)
+        time.sleep(3.0)  # the last joins' prompts end
+        cpu0, t0 = cpu_seconds(server.pid), time.time()
+        load = drive_api(api, args) if with_api else None
+        if load is None:
+            time.sleep(args.seconds)
+        cpu1, t1 = cpu_seconds(server.pid), time.time()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        for group in groups:
+            if group.proc is not None:
+                group.proc.kill()
+                group.proc.wait()
+    ticks = tick_figures(read_log(work / "server.log"), (t0, t1))
+    return Run(
+        joined,
+        (t0, t1),
+        int(ticks["ticks"]),
+        int(ticks["overruns"]),
+        ticks["p99"],
+        int(ticks["window_overruns"]),
+        ticks["window_max"],
+        100.0 * (cpu1 - cpu0) / (t1 - t0),
+        load,
+    )
+
+
+def report(args: argparse.Namespace, idle: Run, busy: Run) -> None:
+    print(f"legs: {args.legs} asked, {idle.joined} / {busy.joined} joined (without / with API)")
+    print(f"load average: {os.getloadavg()[0]:.2f} (1 min), cores: {os.cpu_count()}")
+    for name, run in (("without API", idle), ("with API", busy)):
+        print(
+            f"  {name:11s}: server CPU {run.cpu:5.1f} %, run ticks {run.ticks}, overruns "
+            f"{run.overruns}, tick lateness p99 {run.tick_p99:.2f} ms; in the {args.seconds:.0f}"
+            f" s window {run.window_overruns} overruns, max {run.window_max:.1f} ms"
+        )
+    load = busy.load or {}
+    total = load.get("all", {})
+    assert isinstance(total, dict)
+    print(
+        f"API: {load.get('ok')} ok, {load.get('errors')} errors {load.get('first_errors')}, "
+        f"{float(load.get('rate', 0.0)):.0f} req/s (target {args.rate:.0f}/s)"  # type: ignore[arg-type]
+    )
+    for op, figures in dict(load.get("ops", {})).items():  # type: ignore[call-overload]
+        print(
+            f"  {op:14s} n={figures['n']:6d}  p50={figures['p50']:7.2f} ms  "
+            f"p99={figures['p99']:7.2f} ms  max={figures['max']:7.1f} ms"
+        )
+    print(
+        f"api load: {float(load.get('rate', 0.0)):.0f} req/s achieved, "  # type: ignore[arg-type]
+        f"p99 {total.get('p99', float('nan')):.1f} ms; tick p99 {idle.tick_p99:.2f} ms without"
+        f" API, {busy.tick_p99:.2f} ms with"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--legs", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--within", type=float, default=15.0, help="seconds to bring legs in")
+    args = parser.parse_args()
+    idle = one_run(args, with_api=False)
+    busy = one_run(args, with_api=True)
+    report(args, idle, busy)
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=500.0)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    args = parser.parse_args()
-    asyncio.run(main(args.rate, args.seconds))
+    sys.exit(main())

@@ -11,8 +11,9 @@ OpenAPI document at ``/conference/v1/openapi.json`` and the docs page at
 ``/conference/v1/docs``. Exception handlers turn every error into the spec's bodies: our
 ``ApiError``s as they are; FastAPI's validation errors as 400 for malformed JSON, 404 for a path
 argument of the wrong type and 422 otherwise; Starlette's routing errors (404, 405) with a
-CarrierX body. A middleware answers 415 before any handler runs when a body that must be JSON
-has another media type. Nothing here logs a request's headers or body (credentials live there).
+CarrierX body. A plain ASGI middleware answers 415 before any handler runs when a body that
+must be JSON has another media type, and drops the room-owner cache after writes to rooms or
+subscribers. Nothing here logs a request's headers or body (credentials live there).
 
 ``start_api(app, host, port)`` runs ``uvicorn.Server`` as a task of the running loop (the SIP
 and media code share the loop; handlers only await the store and do short work) and returns
@@ -25,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import Annotated, Final, cast
 
@@ -36,10 +38,11 @@ from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conf_server.api import routes_live, routes_numbers, routes_rooms, routes_subscribers
 from conf_server.api.auth import ADMIN_LOGIN_ENV, ADMIN_PASSWORD_ENV, Authenticator, ensure_admin
-from conf_server.api.context import ApiContext, ApiSettings, Ctx, Who
+from conf_server.api.context import ApiContext, ApiSettings, Ctx, OwnerCache, Who
 from conf_server.api.errors import (
     ApiError,
     BadJsonError,
@@ -58,6 +61,7 @@ from conf_server.store import Store
 
 BASE: Final = "/conference/v1"
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_OWNERSHIP: Final = re.compile(r"/(meetingRooms|subscribers)(/|$)")
 log = get_logger("api")
 
 
@@ -103,14 +107,31 @@ def _needs_json(request: Request) -> bool:
     return bool(request.headers.get("transfer-encoding")) or (length is not None and length != "0")
 
 
-async def _json_only(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    if _needs_json(request):
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json" and not media.endswith("+json"):
-            return await _api_error(request, UnsupportedMediaError())
-    return await call_next(request)
+class _Guard:
+    """Plain ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs a task and a stream
+    per request): answers 415 before any handler runs when a body that must be JSON has
+    another media type, and drops the owner cache after a write to rooms or subscribers."""
+
+    def __init__(self, app: ASGIApp, owners: OwnerCache) -> None:
+        self.app = app
+        self.owners = owners
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if _needs_json(request):
+            media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media != "application/json" and not media.endswith("+json"):
+                error = UnsupportedMediaError()
+                await JSONResponse(error.body(), status_code=error.status)(scope, receive, send)
+                return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if request.method in _BODY_METHODS and _OWNERSHIP.search(request.url.path):
+                self.owners.forget()
 
 
 def _settings_from_env(settings: ApiSettings) -> ApiSettings:
@@ -133,7 +154,7 @@ def create_app(
         settings.webhook_max_delay,
         settings.webhook_timeout,
     )
-    ctx = ApiContext(store, live, Authenticator(store), settings)
+    ctx = ApiContext(store, live, Authenticator(store), settings, OwnerCache(store))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -166,7 +187,7 @@ def create_app(
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.middleware("http")(_json_only)
+    app.add_middleware(_Guard, owners=ctx.owners)
     for module in (routes_numbers, routes_rooms, routes_subscribers, routes_live):
         app.include_router(module.router, prefix=BASE)
     app.add_api_route(f"{BASE}/events", _events, methods=["GET"], response_class=StreamingResponse)

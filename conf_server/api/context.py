@@ -4,15 +4,25 @@
 authenticated ``Principal`` through the FastAPI dependencies below. Store exceptions become
 HTTP errors here (``store_errors``): not found → 404 on a read, 422 on a write that names a
 missing object; a conflict → 409; a refused value → 422.
+
+``OwnerCache`` answers "who owns room N, and what is their name" for the live endpoints without
+reading every room and subscriber per request (that read was most of a meeting list's cost).
+The map is read at most once per ``OWNERS_FRESH`` seconds, by one request while the others
+wait for it, and dropped at once when the API itself writes a room or a subscriber (the app's
+guard middleware calls ``forget``); a change made outside the API (``conf-server provision``,
+another node) shows within ``OWNERS_FRESH`` seconds. A read that overlaps a ``forget`` is not
+kept, so a stale map never outlives the write that made it stale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
 from fastapi import Path as PathArg
@@ -53,12 +63,59 @@ class ApiSettings:
     max_file_bytes: int = 10 * 1024 * 1024
 
 
+OWNERS_FRESH: Final = 2.0
+Owners = Mapping[str, tuple[str | None, str]]
+"""meeting number → (owner's sid or None, owner's display name)."""
+
+
+class OwnerCache:
+    """Room owners, read from the store at most every ``OWNERS_FRESH`` s (module docstring)."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._clock = clock
+        self._owners: Owners | None = None
+        self._until = 0.0
+        self._generation = 0
+        self._lock = asyncio.Lock()
+        self.reads = 0
+
+    async def get(self) -> Owners:
+        if self._owners is not None and self._clock() < self._until:
+            return self._owners
+        async with self._lock:  # one store read serves every request waiting here
+            if self._owners is not None and self._clock() < self._until:
+                return self._owners
+            generation, started = self._generation, self._clock()
+            owners = await self._read()
+            if generation == self._generation:
+                self._owners, self._until = owners, started + OWNERS_FRESH
+            return owners
+
+    async def _read(self) -> Owners:
+        self.reads += 1
+        rooms = (await self._store.list_rooms()).items
+        people = {s.sid: s for s in (await self._store.list_subscribers()).items}
+        out: dict[str, tuple[str | None, str]] = {}
+        for r in rooms:
+            person = people.get(r.subscriber_sid or "")
+            name = f"{person.first_name} {person.last_name}".strip() if person else ""
+            out[str(r.meeting_number)] = (r.subscriber_sid, name)
+        return out
+
+    def forget(self) -> None:
+        """A room or subscriber changed: the next ``get`` reads the store."""
+        self._owners = None
+        self._generation += 1
+
+
 @dataclass(slots=True)
 class ApiContext:
     store: Store
     live: LiveControl | None
     auth: Authenticator
     settings: ApiSettings
+    owners: OwnerCache
     hub: Any = None  # events.EventHub, set by create_app (typed there; avoids an import cycle)
 
 

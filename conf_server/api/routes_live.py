@@ -29,7 +29,7 @@ from fastapi import APIRouter, Request, Response
 from conf_server.api import shapes
 from conf_server.api.auth import Principal
 from conf_server.api.bodies import AttributeValue, CallUpdate
-from conf_server.api.context import ApiContext, Ctx, Id, Who, item_query, list_query
+from conf_server.api.context import ApiContext, Ctx, Id, Owners, Who, item_query, list_query
 from conf_server.api.errors import (
     ConflictApiError,
     LiveUnavailableError,
@@ -143,19 +143,12 @@ def meeting_errors() -> Iterator[None]:
         raise ConflictApiError(str(exc)) from exc
 
 
-async def _owners(ctx: ApiContext) -> dict[str, tuple[str | None, str]]:
-    """room → (owner sid, owner's name) for every stored room."""
-    rooms = (await ctx.store.list_rooms()).items
-    people = {s.sid: s for s in (await ctx.store.list_subscribers()).items}
-    out: dict[str, tuple[str | None, str]] = {}
-    for r in rooms:
-        person = people.get(r.subscriber_sid or "")
-        name = f"{person.first_name} {person.last_name}".strip() if person else ""
-        out[str(r.meeting_number)] = (r.subscriber_sid, name)
-    return out
+async def _owners(ctx: ApiContext) -> Owners:
+    """room → (owner sid, owner's name) for every stored room (cached, see ``OwnerCache``)."""
+    return await ctx.owners.get()
 
 
-def _allowed(who: Principal, owners: Mapping[str, tuple[str | None, str]], room: str) -> bool:
+def _allowed(who: Principal, owners: Owners, room: str) -> bool:
     return who.live_operator or owners.get(room, (None, ""))[0] == who.sid
 
 
