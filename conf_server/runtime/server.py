@@ -56,6 +56,10 @@ class StartupError(Exception):
     """The server cannot start for a reason the operator can fix."""
 
 
+class _BindError(OSError):
+    """A SIP listener could not bind; the message names transport and address."""
+
+
 def local_address(listen_host: str, public_host: str) -> str:
     """The address to put in Contact/Via and SDP: configured, bound, or the primary one."""
     if public_host:
@@ -98,10 +102,8 @@ class Server:
         media_host = local_address(host, sip.public_host)
         low, high = parse_port_range(self.settings.rtp.ports)
         rtp_bind = host if host not in WILDCARDS else ("::" if ":" in media_host else "0.0.0.0")  # noqa: S104
-        self.transport = SipTransport(
-            self._on_activity, max_tcp_connections=sip.max_tcp_connections
-        )
-        port = await self._listen(host, port)  # before the engine: a taken port fails first
+        # SIP and API sockets before the engine: a taken port fails first, with one line
+        transport, port = await self._listen(host, port)
         api_sock = self._bind_api()
         self.engine = MediaEngine(
             ports=PortAllocator(rtp_bind, low, high),
@@ -133,15 +135,15 @@ class Server:
             self.engine,
             store,
             CallSettings(sip.default_region, sip.ring_time, media_host),
-            flush=self.transport.flush,
+            flush=transport.flush,
             clock=loop.time,
             hooks=self.conference,
         )
         self.conference.attach(self.calls)
         app = create_app(store, self.conference, self._api_settings(demo))
         self.api = await start_api(app, sock=api_sock)
-        self.transport.endpoint = self.endpoint
-        self.sip_addresses = list(self.transport.addresses)
+        transport.endpoint = self.endpoint
+        self.sip_addresses = list(transport.addresses)
         self.started = True
         log.info(
             "server.started",
@@ -191,22 +193,37 @@ class Server:
             self.demo_lines = report.lines()
         return store
 
-    async def _listen(self, host: str, port: int) -> int:
-        assert self.transport is not None
+    async def _listen(self, host: str, port: int) -> tuple[SipTransport, int]:
+        """Bind every SIP listener on one port; with port 0, retry on a fresh free port.
+
+        UDP picks the port and TCP must take the same number, which another program may hold
+        as an ephemeral TCP port: a few fresh attempts make ``--sip HOST:0`` dependable.
+        """
+        attempts = 5 if port == 0 else 1
+        for attempt in range(attempts):
+            self.transport = transport = SipTransport(
+                self._on_activity, max_tcp_connections=self.settings.sip.max_tcp_connections
+            )
+            try:
+                return transport, await self._bind_all(transport, host, port)
+            except _BindError as exc:
+                await transport.close()
+                if attempt + 1 == attempts:
+                    raise StartupError(str(exc)) from None
+        raise AssertionError("unreachable: the last attempt raises")
+
+    async def _bind_all(self, transport: SipTransport, host: str, port: int) -> int:
         sip = self.settings.sip
         hosts = [host] + (["::"] if sip.ipv6 and host in WILDCARDS else [])
         for h in hosts:
-            for transport in sip.transports:
+            for kind in sip.transports:
+                listen = transport.listen_udp if kind == "udp" else transport.listen_tcp
                 try:
-                    if transport == "udp":
-                        port = (await self.transport.listen_udp(h, port))[1]
-                    else:
-                        port = (await self.transport.listen_tcp(h, port))[1]
+                    port = (await listen(h, port))[1]
                 except OSError as exc:
-                    await self.transport.close()
                     where = f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
-                    raise StartupError(
-                        f"cannot listen for SIP on {transport} {where}: {exc.strerror or exc}"
+                    raise _BindError(
+                        f"cannot listen for SIP on {kind} {where}: {exc.strerror or exc}"
                     ) from None
         return port
 

@@ -150,3 +150,34 @@ async def test_pjsua2_unknown_number_is_refused(make_server: MakeServer) -> None
     result = await run_phone("--target", target, "--answer-timeout", "5")
     assert result["answered"] is False
     assert result["status"] == 404
+
+
+async def test_port_zero_survives_a_tcp_squatter(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """UDP picks the port and TCP must take the same number: a taken TCP port means retry."""
+    import socket
+
+    from conf_server.runtime.sip_transport import SipTransport
+
+    squatters: list[socket.socket] = []
+    real_listen_udp = SipTransport.listen_udp
+
+    async def listen_udp_then_squat(self: SipTransport, host: str, port: int) -> tuple[str, int]:
+        bound = await real_listen_udp(self, host, port)
+        if not squatters:  # the first attempt's TCP port is taken by someone else
+            squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            squatter.bind(bound)
+            squatter.listen()
+            squatters.append(squatter)
+        return bound
+
+    monkeypatch.setattr(SipTransport, "listen_udp", listen_udp_then_squat)
+    try:
+        server = await make_server(demo=False)
+        udp, tcp = sip_port(server, "UDP"), sip_port(server, "TCP")
+        assert udp == tcp
+        assert udp != squatters[0].getsockname()[1]
+    finally:
+        for squatter in squatters:
+            squatter.close()
