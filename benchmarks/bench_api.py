@@ -42,13 +42,12 @@ sys.path.insert(0, str(HERE.parent))  # run as a script: reuse the storm's sipp 
 from benchmarks.dialin_storm import (  # noqa: E402 (needs the path above)
     STORM_ROOMS,
     Group,
-    free_port,
     launch,
     read_log,
     split,
 )
+from benchmarks.serverproc import cpu_seconds, free_port, start_server  # noqa: E402
 
-EXE = Path(sys.executable).with_name("conf-server")
 ADMIN = ("admin", "conf-demo")
 PREFIX = "/conference/v1"
 
@@ -68,32 +67,18 @@ class Run:
     load: dict[str, object] | None = None
 
 
-def start_server(work: Path, sip: int, api: int) -> subprocess.Popen[bytes]:
-    db = f"sqlite+aiosqlite:///{work}/bench.db"
+def start_api_server(work: Path, sip: int, api: int) -> subprocess.Popen[bytes]:
+    """The server with the demo and the storm's rooms, INFO logs for the engine figures."""
     rooms = work / "storm.toml"
     rooms.write_text(STORM_ROOMS)
-    for setup in (HERE.parent / "config" / "demo.toml", rooms):  # storm rooms use the demo DIDs
-        subprocess.run(
-            [str(EXE), "provision", str(setup), "--db", db], check=True, capture_output=True
-        )
-    proc = subprocess.Popen(
-        [
-            *(str(EXE), "run", "--demo", "--sip", f"127.0.0.1:{sip}", "--db", db),
-            *("--api", f"127.0.0.1:{api}", "--rtp-ports", "40000-44999"),
-            *("--log-format", "json", "--log-level", "info"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=(work / "server.log").open("wb"),
+    return start_server(
+        work,
+        sip,
+        provision=(HERE.parent / "config" / "demo.toml", rooms),
+        api_port=api,
+        log_level="info",
+        rtp_ports="40000-44999",
     )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line or b"Press Ctrl-C" in line:
-            break
-    if proc.poll() is not None:
-        raise SystemExit(f"server did not start: see {work / 'server.log'}")
-    return proc
 
 
 def get(api: int, path: str) -> dict[str, object]:
@@ -121,11 +106,6 @@ def wait_joined(api: int, legs: int, timeout: float) -> int:
             break
         time.sleep(1.0)
     return count
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stamp(line: dict[str, object]) -> float:
@@ -169,7 +149,7 @@ def drive_api(api: int, args: argparse.Namespace) -> dict[str, object]:
 def one_run(args: argparse.Namespace, with_api: bool) -> Run:
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     sip, api = free_port(), free_port()
-    server = start_server(work, sip, api)
+    server = start_api_server(work, sip, api)
     storm = argparse.Namespace(within=args.within, hold=int(args.within + args.seconds + 90))
     groups: list[Group] = split(args.legs)
     try:

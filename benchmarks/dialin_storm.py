@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,7 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(
+    0, str(HERE.parent)
+)  # run as a script: the shared helpers are benchmarks.serverproc
+
+from benchmarks.serverproc import (  # noqa: E402 (needs the path above)
+    cpu_seconds,
+    free_port,
+    percentile,
+    start_server,
+)
+
 SCENARIO = HERE / "sipp" / "dialin_storm.xml"
 PCAPS = Path("/usr/share/sip-tester")
 DID = "+12125550100"
@@ -81,51 +89,18 @@ class Group:
     proc: subprocess.Popen[bytes] | None = None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, round(pct / 100 * (len(sorted_values) - 1)))
-    return sorted_values[index]
-
-
-def start_server(work: Path, port: int) -> subprocess.Popen[bytes]:
-    exe = Path(sys.executable).with_name("conf-server")
-    db = f"sqlite+aiosqlite:///{work}/storm.db"
+def start_storm_server(work: Path, port: int) -> subprocess.Popen[bytes]:
+    """The server with the demo and the storm's rooms (codes of four distinct keys)."""
     rooms = work / "storm.toml"
     rooms.write_text(STORM_ROOMS)
-    for setup in (HERE.parent / "config" / "demo.toml", rooms):
-        subprocess.run([str(exe), "provision", str(setup), "--db", db], check=True)
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "run",
-            *("--sip", f"127.0.0.1:{port}", "--db", db, "--api", "127.0.0.1:0"),
-            *("--rtp-ports", "40000-44999", "--log-format", "json", "--log-level", "info"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=(work / "server.log").open("wb"),
+    return start_server(
+        work,
+        port,
+        provision=(HERE.parent / "config" / "demo.toml", rooms),
+        log_level="info",
+        rtp_ports="40000-44999",
+        demo=False,
     )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line or b"Press Ctrl-C" in line:
-            break
-    if proc.poll() is not None:
-        raise SystemExit(f"server did not start: see {work / 'server.log'}")
-    return proc
 
 
 def split(calls: int) -> list[Group]:
@@ -203,7 +178,7 @@ def main() -> int:
         raise SystemExit("sipp not found: apt-get install sip-tester")
     work = Path(tempfile.mkdtemp(prefix="dialin-storm-"))
     port = free_port()
-    server = start_server(work, port)
+    server = start_storm_server(work, port)
     groups = split(args.calls)
     try:
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,9 +24,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))  # run as a script: the shared helpers are benchmarks.serverproc
+
+from benchmarks.serverproc import (  # noqa: E402 (needs the path above)
+    cpu_seconds,
+    free_port,
+    percentile,
+    start_server,
+)
+
 SCENARIO = HERE / "sipp" / "uac_load.xml"
 DID = "+12125550100"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -43,45 +49,6 @@ class RateResult:
     @property
     def clean(self) -> bool:
         return self.failed == 0 and self.calls > 0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
-def start_server(work: Path, port: int) -> subprocess.Popen[bytes]:
-    exe = Path(sys.executable).with_name("conf-server")
-    log = (work / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "run",
-            "--demo",
-            *("--sip", f"127.0.0.1:{port}"),
-            *("--db", f"sqlite+aiosqlite:///{work}/bench.db"),
-            *("--api", "127.0.0.1:0"),
-            *("--rtp-ports", "20000-39999"),
-            *("--log-format", "json", "--log-level", "warning"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line or b"Press Ctrl-C" in line:
-            break
-    if proc.poll() is not None:
-        raise SystemExit(f"server did not start: see {work / 'server.log'}")
-    return proc
 
 
 def run_rate(rate: int, args: argparse.Namespace, port: int, pid: int, work: Path) -> RateResult:
@@ -137,13 +104,6 @@ def read_failed(folder: Path) -> int:
             header, last = rows[0], rows[-1]
             return int(last[header.index("FailedCall(C)")])
     return -1
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, round(pct / 100 * (len(sorted_values) - 1)))
-    return sorted_values[index]
 
 
 def main() -> int:
