@@ -108,6 +108,17 @@ class RtpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """Access-code guessing protection across calls (per source address and caller number)."""
+
+    failures: int = 10
+    window: float = 600.0
+    cooling_off: float = 900.0
+    did_failures: int = 50
+    trusted: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True, slots=True)
 class ApiSettings:
     """The REST API: listener, first administrator, files, event callbacks."""
 
@@ -140,6 +151,7 @@ class Settings:
 
     sip: SipSettings = field(default_factory=SipSettings)
     rtp: RtpSettings = field(default_factory=RtpSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     db: DbSettings = field(default_factory=DbSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -154,6 +166,7 @@ class Settings:
             ("log.format", lambda: _one_of(self.log.format, ("auto", "json", "console"))),
             ("log.level", lambda: _one_of(self.log.level, ("debug", "info", "warning", "error"))),
             ("sip.t1", lambda: _positive(self.sip.t1, self.sip.t2, self.sip.t4)),
+            ("security", self._check_security),
         ]
         for key, check in checks:
             try:
@@ -161,6 +174,14 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{source}: {key}: {exc}") from None
         return self
+
+    def _check_security(self) -> None:
+        sec = self.security
+        if sec.failures < 1 or sec.did_failures < 1:
+            raise ValueError("failures and did_failures must be at least 1")
+        _positive(sec.window, sec.cooling_off)
+        for net in sec.trusted:
+            ipaddress.ip_network(net, strict=False)
 
     def _check_transports(self) -> None:
         if not self.sip.transports:
@@ -176,7 +197,7 @@ def _one_of(value: str, allowed: tuple[str, ...]) -> None:
 
 def _positive(*values: float) -> None:
     if any(v <= 0 for v in values):
-        raise ValueError("timers must be positive")
+        raise ValueError("times must be positive")
 
 
 T = TypeVar("T")

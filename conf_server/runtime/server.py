@@ -26,6 +26,7 @@ from conf_server.api import ApiHandle, create_app, start_api
 from conf_server.api import ApiSettings as ApiAppSettings
 from conf_server.api.app import listen_socket
 from conf_server.config import Settings, parse_hostport, parse_port_range
+from conf_server.domain.lockout import Lockout, LockoutPolicy
 from conf_server.logs import LogFormat, configure, get_logger
 from conf_server.prompts import PromptError, load_language, read_prompt
 from conf_server.runtime.calls import CallManager, CallSettings
@@ -113,7 +114,17 @@ class Server:
             strict_learn_packets=self.settings.rtp.strict_learn_packets,
         )
         await self.engine.start()
-        self.conference = Conference(store, self.engine, _load_audio(self.engine))
+        sec = self.settings.security
+        lockout = Lockout(
+            LockoutPolicy(
+                threshold=sec.failures,
+                window=sec.window,
+                cooling_off=sec.cooling_off,
+                did_threshold=sec.did_failures,
+                trusted=sec.trusted,
+            )
+        )
+        self.conference = Conference(store, self.engine, _load_audio(self.engine), lockout=lockout)
         self.endpoint = SipEndpoint(
             EndpointConfig(
                 host=media_host,

@@ -43,6 +43,8 @@ def test_file_values_and_overrides_apply_in_order(tmp_path: Path) -> None:
         ("sip = 3\n", "c.toml: sip: expected a table"),
         ("[log]\nformat = 'xml'\n", "c.toml: log.format: 'xml' is not one"),
         ("[sip\n", "c.toml: not valid TOML"),
+        ("[security]\nfailures = 0\n", "c.toml: security: failures and did_failures"),
+        ("[security]\ntrusted = ['10.0.0.0/33']\n", "c.toml: security: "),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
