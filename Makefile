@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the test suite drives: sipp (sip-tester), espeak-ng and sox for prompts.
-DEBS   := sip-tester espeak-ng sox
+# Debian packages the test suite drives: sipp (sip-tester), espeak-ng and sox for prompts,
+# a PostgreSQL server for the store's PostgreSQL test.
+DEBS   := sip-tester espeak-ng sox postgresql
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test install system-deps lint typecheck unit prompts bench clean
