@@ -62,8 +62,10 @@ def postgres_url() -> Iterator[str]:
         capture_output=True,
     )
     server = subprocess.Popen(
-        [*run, _pg_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(base)]
-        + ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        [
+            *(*run, _pg_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(base)),
+            *("-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -71,7 +73,9 @@ def postgres_url() -> Iterator[str]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             ready = subprocess.run(
-                [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+                [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                capture_output=True,
+                check=False,
             )
             if ready.returncode == 0:
                 break
