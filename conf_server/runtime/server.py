@@ -12,6 +12,7 @@ sockets close, so phones are not left with a silent call.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -323,6 +324,10 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
     except StartupError:
         await server.stop()
         raise
+    # Everything loaded so far (FastAPI, SQLAlchemy, numpy tables) lives as long as the process:
+    # a full collection walking it took 37-80 ms holding the GIL, long enough to stall the media
+    # tick mid-call. Frozen objects are never scanned again.
+    gc.freeze()
     sys.stdout.write(banner(server))
     sys.stdout.flush()
     stop = asyncio.Event()
