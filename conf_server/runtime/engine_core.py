@@ -21,6 +21,7 @@ capacity) and runs one 20 ms :meth:`MediaCore.tick`:
    sending leg's payload is gathered from those rows, so listeners of one meeting receive the
    very same bytes; headers for all senders are built with ``build_headers``.
 
+RTCP reports are built and read by :mod:`conf_server.runtime.engine_rtcp` from these arrays.
 The live engine (sockets, threads) and the file mixdown both drive this class, so there is one
 tick code path. Callbacks (digits, talking, prompt done) are not called here: they are queued
 in :attr:`MediaCore.outbox` as zero-argument callables for the driver to run in its own thread.
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from conf_server.runtime.engine_rtcp import RTCP_INTERVAL, RtcpBook
 from conf_server.runtime.legs import Leg, LegSummary, Playback
 from media import g711
 from media.dtmf import Digit, DtmfReceiver
@@ -52,16 +54,6 @@ from media.mixer import (
     mix,
 )
 from media.playback import PromptPlayer, SharedStream
-from media.rtcp import (
-    ReportBlock,
-    SenderReport,
-    SourceDescription,
-    apply_report,
-    build_compound,
-    ntp_from_unix,
-    ntp_middle32,
-    parse_compound,
-)
 from media.rtp import HEADER_LEN, build_headers, parse_batch
 from media.stats import SendStats
 from media.talk import TalkDetector
@@ -69,7 +61,6 @@ from media.talk import TalkDetector
 FRAME = 160
 TICK = 0.02
 PACKET_LEN = HEADER_LEN + FRAME
-RTCP_INTERVAL = 5.0
 Callback = Callable[[], None]
 # RFC 2543 hold: the peer names the unspecified address (compared, never bound).
 _HOLD_ADDRS = frozenset({"0.0.0.0", "::"})  # noqa: S104
@@ -132,7 +123,7 @@ class MediaCore:
             raise MediaConfigError(f"engine capacity {capacity} must be at least 1 leg")
         self.capacity = capacity
         self._rng = rng
-        self._wall_offset = wall_offset  # wallclock = now + offset, for RTCP NTP timestamps
+        self.rtcp = RtcpBook(wall_offset)
         self.jitter = JitterBank(
             capacity, rng=rng, min_delay_ms=jitter_min_ms, max_delay_ms=jitter_max_ms
         )
@@ -163,9 +154,7 @@ class MediaCore:
         self._dtmf: dict[int, DtmfReceiver] = {}
         self._dtmf_pending: set[int] = set()
         self._inband: dict[int, InbandDetector] = {}
-        self._send_stats: dict[int, SendStats] = {}
-        self._last_sr: dict[int, tuple[int, float]] = {}  # slot -> (LSR, arrival)
-        self._rr_prior: dict[int, tuple[int, int]] = {}  # slot -> (expected, received)
+        self.send_stats: dict[int, SendStats] = {}
         self._leg_play: dict[int, _LegPlay] = {}
         self._meeting_play: dict[str, list[_MeetingPlay]] = {}
         self.moh: SharedStream | None = None
@@ -200,7 +189,7 @@ class MediaCore:
         for flags in self.flags.values():
             flags[slot] = False
         self.gain_in[slot] = self.gain_out[slot] = 0.0
-        self._send_stats[slot] = SendStats()
+        self.send_stats[slot] = SendStats()
         self.next_rtcp[slot] = now + RTCP_INTERVAL / 2 * (0.5 + float(self._rng.random()))
         self.update(leg)
 
@@ -236,8 +225,9 @@ class MediaCore:
         self.legs[slot] = None
         self.active[slot] = self.sending[slot] = False
         self.next_rtcp[slot] = np.inf
-        for table in (self._dtmf, self._inband, self._send_stats, self._last_sr, self._rr_prior):
+        for table in (self._dtmf, self._inband, self.send_stats):
             table.pop(slot, None)
+        self.rtcp.forget(slot)
         play = self._leg_play.pop(slot, None)
         if play is not None:
             play.handle.cancelled = True
@@ -249,12 +239,12 @@ class MediaCore:
     def summary(self, slot: int, foreign_dropped: int = 0) -> LegSummary:
         """The leg's figures so far (for the hang-up log line)."""
         leg = self.legs[slot]
-        stats = self._send_stats.get(slot, SendStats())
+        stats = self.send_stats.get(slot, SendStats())
         return LegSummary(
             leg_id=-1 if leg is None else leg.id,
             packets_in=int(self.packets_in[slot]),
             packets_out=int(self.packets_out[slot]),
-            lost=int(self.jitter.lost()[slot]),
+            lost=int(self.lost()[slot]),
             jitter_ms=round(float(self.jitter.jitter[slot]) / 8.0, 2),
             late=int(self.jitter.counters[Counter.LATE, slot]),
             concealed=int(self.jitter.counters[Counter.CONCEALED, slot]),
@@ -327,7 +317,7 @@ class MediaCore:
             work=self.work,
         )
         tx = self._encode(result)
-        tx.rtcp = self._rtcp_due(now)
+        tx.rtcp = self.rtcp.due(self, now)
         return tx
 
     def _build_plan(self) -> None:
@@ -547,77 +537,19 @@ class MediaCore:
         self.packets_out[send] += 1
         return TxBatch(send, packets)
 
-    # -- RTCP ------------------------------------------------------------------------------
+    # -- RTCP (engine_rtcp) -----------------------------------------------------------------
 
-    def _rtcp_due(self, now: float) -> list[tuple[int, bytes]]:
-        due = np.flatnonzero(self.next_rtcp <= now)
-        if not len(due):
-            return []
-        out = []
-        ntp = ntp_from_unix(now + self._wall_offset)
-        lost = self.jitter.lost()
-        for slot in due.tolist():
-            out.append((slot, self._report(slot, now, ntp, int(lost[slot]))))
-            self.rtcp_out[slot] += 1
-            self.next_rtcp[slot] = now + RTCP_INTERVAL * (0.5 + float(self._rng.random()))
-        return out
+    def lost(self) -> NDArray[np.int64]:
+        """Packets lost per slot (RFC 3550 A.3), as the summary and RTCP report it."""
+        return self.jitter.lost()
 
-    def _report(self, slot: int, now: float, ntp: int, lost: int) -> bytes:
-        blocks = self._report_blocks(slot, now, lost)
-        ts_now = int(self.tx_ts[slot])
-        sr = SenderReport(
-            ssrc=int(self.tx_ssrc[slot]),
-            ntp_timestamp=ntp,
-            rtp_timestamp=ts_now,
-            packet_count=int(self.packets_out[slot]) & 0xFFFF_FFFF,
-            octet_count=int(self.packets_out[slot]) * FRAME & 0xFFFF_FFFF,
-            reports=blocks,
-        )
-        cname = SourceDescription(((int(self.tx_ssrc[slot]), "conf-server"),))
-        return build_compound([sr, cname])
-
-    def _report_blocks(self, slot: int, now: float, lost: int) -> tuple[ReportBlock, ...]:
-        ssrc = int(self.jitter.ssrc[slot])
-        if ssrc < 0:
-            return ()
-        expected = int(self.jitter.max_seq[slot] - self.jitter.base_seq[slot] + 1)
-        received = int(self.jitter.counters[Counter.RECEIVED, slot])
-        prior_e, prior_r = self._rr_prior.get(slot, (0, 0))
-        self._rr_prior[slot] = (expected, received)
-        interval_e, interval_lost = expected - prior_e, expected - prior_e - (received - prior_r)
-        fraction = (
-            0
-            if interval_e <= 0 or interval_lost <= 0
-            else min(255, (interval_lost << 8) // interval_e)
-        )
-        lsr, arrival = self._last_sr.get(slot, (0, now))
-        return (
-            ReportBlock(
-                ssrc=ssrc,
-                fraction_lost=fraction,
-                cumulative_lost=max(-0x800000, min(0x7FFFFF, lost)),
-                highest_seq=int(self.jitter.max_seq[slot]) & 0xFFFF_FFFF,
-                jitter=int(self.jitter.jitter[slot]),
-                lsr=lsr,
-                dlsr=0 if not lsr else min(0xFFFF_FFFF, int((now - arrival) * 65536)),
-            ),
-        )
+    def random(self) -> float:
+        """A uniform draw in [0, 1) from the injected generator (RTCP report times)."""
+        return float(self._rng.random())
 
     def rtcp_received(self, slot: int, data: bytes, now: float) -> None:
         """A compound RTCP packet from the leg's peer: file SRs (for LSR) and reports on us."""
-        if self.legs[slot] is None:
-            return
-        try:
-            packets = parse_compound(data)
-        except MediaParseError:
-            self.malformed[slot] += 1
-            return
-        self.rtcp_in[slot] += 1
-        now_ntp = ntp_from_unix(now + self._wall_offset)
-        for packet in packets:
-            if isinstance(packet, SenderReport):
-                self._last_sr[slot] = (ntp_middle32(packet.ntp_timestamp), now)
-            apply_report(self._send_stats[slot], int(self.tx_ssrc[slot]), packet, now_ntp)
+        self.rtcp.received(self, slot, data, now)
 
 
 def _bind_digit(callback: Callable[[Digit], None], digit: Digit) -> Callback:
