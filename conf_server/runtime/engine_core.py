@@ -2,7 +2,8 @@
 
 References: RFC 3550 §5.1 (RTP header, SSRC/sequence/timestamp of our streams), §6.4 (SR/RR
 report blocks built from the jitter bank's counters, A.3 loss), RFC 4733 §2.5.2 (telephone-event
-packets diverted to the leg's ``DtmfReceiver``), RFC 3264 §5.1 (direction decides who is sent
+packets diverted to the leg's ``DtmfReceiver``, and counted as received in the audio's sequence
+space, §2.1), RFC 3264 §5.1 (direction decides who is sent
 to), ITU-T G.711 (decode/encode through lookup tables).
 
 Theory of operation. :class:`MediaCore` holds per-slot arrays (one slot per leg, fixed
@@ -43,7 +44,7 @@ from media import g711
 from media.dtmf import Digit, DtmfReceiver
 from media.errors import MediaConfigError, MediaParseError
 from media.inband import InbandDetector
-from media.jitter import Counter, JitterBank
+from media.jitter import MAX_DROPOUT, Counter, JitterBank, LegState
 from media.mixer import (
     NO_MEETING,
     LegOverlays,
@@ -357,6 +358,7 @@ class MediaCore:
         for i in np.flatnonzero(valid & (pt == self.dtmf_pt[slots])).tolist():
             start = int(batch.payload_offset[i])
             payload = rx.buf[i, start : start + int(batch.payload_len[i])].tobytes()
+            self._count_event(int(slots[i]), int(batch.sequence[i]), int(batch.ssrc[i]))
             self._dtmf_packet(int(slots[i]), int(batch.timestamp[i]), bool(batch.marker[i]),
                               payload, now)  # fmt: skip
         audio = np.flatnonzero(valid & (pt == self.audio_pt[slots]) & (batch.payload_len == FRAME))
@@ -396,6 +398,27 @@ class MediaCore:
         pcm[~alaw] = g711.ulaw_decode(codes[~alaw])
         pcm[alaw] = g711.alaw_decode(codes[alaw])
         return pcm
+
+    def _count_event(self, slot: int, seq: int, ssrc: int) -> None:
+        """Account a diverted RFC 4733 packet as received in the audio's sequence space.
+
+        Telephone-event packets of the audio's SSRC take sequence numbers from the same
+        space (RFC 4733 §2.1, RFC 3550 §5.1); the jitter bank only sees the audio, so
+        without this every event packet would count as lost (RFC 3550 A.3). The step is
+        the one the bank takes for an audio packet: a newer number advances the extended
+        highest sequence, an older one inside the stream fills its hole. Events of another
+        SSRC, before the first audio, or beyond MAX_DROPOUT are outside the stream.
+        """
+        bank = self.jitter
+        if bank.state[slot] == LegState.IDLE or int(bank.ssrc[slot]) not in (-1, ssrc):
+            return
+        step = (seq - int(bank.max_seq[slot]) + 0x8000) % 0x10000 - 0x8000
+        if abs(step) > MAX_DROPOUT or int(bank.max_seq[slot]) + step < int(bank.base_seq[slot]):
+            return
+        if step > 0:
+            bank.max_seq[slot] += step
+        bank.stream_received[slot] += 1
+        bank.counters[Counter.RECEIVED, slot] += 1
 
     def _dtmf_packet(self, slot: int, ts: int, marker: bool, payload: bytes, now: float) -> None:
         receiver = self._dtmf.get(slot)

@@ -269,6 +269,41 @@ def test_rfc4733_digits_reach_on_digit_once() -> None:
     assert [d.key for d in a.digits] == ["5"] and a.digits[0].source == "rfc4733"
 
 
+def _talk_and_dial(h: Harness, a: Phone, keys: str, *, skip_audio: int | None = None) -> None:
+    """Audio from ``a`` with RFC 4733 digits in its sequence space (one SSRC, as phones do)."""
+    h.tick(10)
+    for key in keys:
+        a.freq = None  # the phone sends events instead of audio while the key is down
+        for ev in DtmfSender().packets(key, 100):
+            hdr = struct.pack("!BBHII", 0x80, (0x80 if ev.marker else 0) | 101, a.seq & 0xFFFF,
+                              a.samples, 77 + a.leg.id)  # fmt: skip
+            h.extra.append((a.leg.slot, hdr + ev.payload))
+            a.seq += 1
+            h.tick()
+        a.samples += 800
+        a.freq = 400
+        h.tick(5)
+    if skip_audio is not None:
+        a.seq += skip_audio  # packets the network lost
+    h.tick(10)
+
+
+def test_rfc4733_packets_in_the_audio_sequence_are_not_counted_lost() -> None:
+    h = Harness()
+    a = h.add(400)
+    _talk_and_dial(h, a, "12")
+    summary = h.core.summary(a.leg.slot)
+    assert [d.key for d in a.digits] == ["1", "2"]
+    assert summary.lost == 0 and summary.packets_in == a.seq
+
+
+def test_real_loss_beside_rfc4733_digits_is_still_counted() -> None:
+    h = Harness()
+    a = h.add(400)
+    _talk_and_dial(h, a, "12", skip_audio=3)
+    assert [d.key for d in a.digits] == ["1", "2"] and h.core.summary(a.leg.slot).lost == 3
+
+
 def test_inband_digits_for_legs_without_telephone_event() -> None:
     h = Harness()
     a = h.add(None, params(dtmf=None))
