@@ -23,7 +23,9 @@ meetings at once and without a Python loop per leg, per meeting or per sample:
 4. build **private** frames only where sharing is impossible: a talker hears ``total − own``
    (computed wide from the unclipped total, then clipped); a leg with output gain ≠ 0 dB or a
    per-leg prompt overlay (mixed into what it hears, or replacing it for an exclusive IVR prompt)
-   gets its own copy. Output gain is applied to the wide value, then clipped: never wrap.
+   gets its own copy, and so does a leg left out of its meeting's overlay (an entrant does not
+   hear its own entry tone): its wide frame swaps the meeting's overlay for its own. Output
+   gain is applied to the wide value, then clipped: never wrap.
 
 Deaf legs hear silence but still get their per-leg prompts (a deaf leg can be told it is
 muted). The result holds views into a reusable :class:`MixWorkspace`; they stay valid until the
@@ -203,15 +205,40 @@ class LegOverlays:
 
 @dataclass(frozen=True, eq=False)
 class MeetingOverlays:
-    """Frames played into whole meetings this tick (entry/exit tones, announcements)."""
+    """Frames played into whole meetings this tick (entry/exit tones, announcements).
+
+    Leg ``excluded[i]`` hears ``excluded_frames[i]`` in place of its meeting's overlay frame:
+    an entrant is left out of its own entry tone (silence when it is left out of every overlay
+    of its meeting) and keeps hearing the meeting itself.
+    """
 
     meetings: NDArray[np.intp]
     frames: NDArray[np.int16]
+    excluded: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
+    excluded_frames: NDArray[np.int16] = field(
+        default_factory=lambda: np.zeros((0, FRAME), np.int16)
+    )
 
     @classmethod
-    def of(cls, meetings: ArrayLike, frames: ArrayLike, meeting_count: int) -> MeetingOverlays:
+    def of(
+        cls,
+        meetings: ArrayLike,
+        frames: ArrayLike,
+        meeting_count: int,
+        *,
+        excluded: ArrayLike = (),
+        excluded_frames: ArrayLike | None = None,
+        leg_count: int = 0,
+    ) -> MeetingOverlays:
         idx = _unique_index(meetings, meeting_count, "overlay meetings")
-        return cls(idx, _frames_arg(frames, len(idx), "meeting overlay frames"))
+        legs = _unique_index(excluded, leg_count, "overlay excluded legs")
+        instead = np.zeros((0, FRAME), np.int16) if excluded_frames is None else excluded_frames
+        return cls(
+            idx,
+            _frames_arg(frames, len(idx), "meeting overlay frames"),
+            legs,
+            _frames_arg(instead, len(legs), "excluded overlay frames"),
+        )
 
 
 @dataclass(eq=False)
@@ -352,6 +379,7 @@ def _private(
     contrib: NDArray[np.int32],
     talkers: NDArray[np.intp],
     overlays: LegOverlays | None,
+    excluded: MeetingOverlays | None,
     work: MixWorkspace,
 ) -> tuple[NDArray[np.intp], NDArray[np.int16]]:
     """Private legs and their frames: N-1 for talkers who hear, then gain/overlay legs."""
@@ -362,6 +390,8 @@ def _private(
     np.copyto(extra_mask, plan.gain_private)
     if overlays is not None:
         extra_mask[overlays.legs] = True
+    if excluded is not None:
+        extra_mask[excluded.excluded] = True
     extra_mask[n1_legs] = False
     extra = np.flatnonzero(extra_mask)
     t, p = len(n1_legs), len(n1_legs) + len(extra)
@@ -373,6 +403,9 @@ def _private(
     row = work.private_row[: plan.legs]
     row.fill(-1)
     row[legs] = np.arange(p)
+    if excluded is not None:
+        # Before leg overlays: an exclusive prompt still replaces everything.
+        _swap_excluded(plan, wide, row, excluded)
     if overlays is not None:
         rows = row[overlays.legs]
         excl = overlays.exclusive
@@ -387,6 +420,20 @@ def _private(
     out = work.private16[:p]
     np.clip(wide, _I16_MIN, _I16_MAX, out=out, casting="unsafe")
     return legs, out
+
+
+def _swap_excluded(
+    plan: MixPlan, wide: NDArray[np.int32], row: NDArray[np.intp], overlays: MeetingOverlays
+) -> None:
+    """Excluded legs that hear their meeting get their own overlay frame instead of its."""
+    legs = overlays.excluded
+    keep = plan.hears_mix[legs]  # deaf, held or meeting-less legs hear no meeting overlay
+    position = np.full(plan.meetings, -1, np.intp)
+    position[overlays.meetings] = np.arange(len(overlays.meetings))
+    wide[row[legs[keep]]] += overlays.excluded_frames[keep]
+    own = position[plan.meeting[legs[keep]]]
+    has = own >= 0
+    wide[row[legs[keep][has]]] -= overlays.frames[own[has]]
 
 
 def _tick_inputs(
@@ -412,6 +459,9 @@ def _tick_inputs(
     rooms = None if meeting_overlays is None else meeting_overlays.meetings
     if rooms is not None and len(rooms) and rooms.max() >= plan.meetings:
         raise MediaConfigError(f"overlay meeting outside [0, {plan.meetings})")
+    out = None if meeting_overlays is None else meeting_overlays.excluded
+    if out is not None and len(out) and out.max() >= n:
+        raise MediaConfigError(f"overlay excluded leg outside [0, {n})")
     return pcm, talk, hold
 
 
@@ -451,7 +501,13 @@ def mix(
     shared = ws.shared16[: plan.meetings + 2]
     np.clip(totals, _I16_MIN, _I16_MAX, out=shared, casting="unsafe")
     private_legs, private = _private(
-        plan, totals, contrib=contrib, talkers=talkers, overlays=leg_overlays, work=ws
+        plan,
+        totals,
+        contrib=contrib,
+        talkers=talkers,
+        overlays=leg_overlays,
+        excluded=meeting_overlays if meeting_overlays and len(meeting_overlays.excluded) else None,
+        work=ws,
     )
     private_row = ws.private_row[:n]
     used = np.zeros(plan.meetings + 2, dtype=np.bool_)

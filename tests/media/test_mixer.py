@@ -44,6 +44,7 @@ class Scene:
     moh: NDArray[np.int16]
     overlay: dict[int, tuple[NDArray[np.int16], bool]]
     meeting_overlay: dict[int, NDArray[np.int16]]
+    excluded: dict[int, NDArray[np.int16]]  # leg -> what it hears instead of its room's overlay
 
     def plan(self) -> MixPlan:
         return MixPlan.build(
@@ -70,6 +71,11 @@ class Scene:
             rooms,
             np.array([self.meeting_overlay[m] for m in rooms], dtype=np.int16).reshape(-1, FRAME),
             self.meetings,
+            excluded=sorted(self.excluded),
+            excluded_frames=np.array(
+                [self.excluded[i] for i in sorted(self.excluded)], dtype=np.int16
+            ).reshape(-1, FRAME),
+            leg_count=len(self.meeting),
         )
         result = mix(
             self.plan(),
@@ -89,6 +95,20 @@ def _q(db: float) -> int:
 
 def _clip(value: int, low: int = -32768, high: int = 32767) -> int:
     return max(low, min(high, value))
+
+
+def _reference_base(s: Scene, j: int, k: int, totals: list[list[int]], own: list[list[int]]) -> int:
+    """Sample ``k`` of what leg ``j`` hears before its own overlay and output gain."""
+    if s.meeting[j] < 0 or s.deaf[j]:
+        return 0
+    if s.held[j]:
+        return int(s.moh[k])
+    base = totals[s.meeting[j]][k] - own[j][k]
+    if j in s.excluded:  # its own frame in place of the room's overlay
+        room_overlay = s.meeting_overlay.get(s.meeting[j])
+        base += int(s.excluded[j][k])
+        base -= 0 if room_overlay is None else int(room_overlay[k])
+    return base
 
 
 def reference(s: Scene) -> list[list[int]]:
@@ -113,12 +133,7 @@ def reference(s: Scene) -> list[list[int]]:
     for j in range(n):
         row = []
         for k in range(FRAME):
-            if s.meeting[j] < 0 or s.deaf[j]:
-                base = 0
-            elif s.held[j]:
-                base = int(s.moh[k])
-            else:
-                base = totals[s.meeting[j]][k] - own[j][k]
+            base = _reference_base(s, j, k, totals, own)
             if j in s.overlay:
                 frame, exclusive = s.overlay[j]
                 base = int(frame[k]) if exclusive else base + int(frame[k])
@@ -148,6 +163,7 @@ def scenes(draw: st.DrawFn, max_legs: int = 7, overlays: bool = True) -> Scene:
     chance = st.lists(st.sampled_from([False, False, False, True]), min_size=n, max_size=n)
     overlay: dict[int, tuple[NDArray[np.int16], bool]] = {}
     meeting_overlay: dict[int, NDArray[np.int16]] = {}
+    excluded: dict[int, NDArray[np.int16]] = {}
     if overlays:
         for leg in draw(st.sets(st.integers(0, n - 1), max_size=2)):
             overlay[leg] = (
@@ -156,6 +172,9 @@ def scenes(draw: st.DrawFn, max_legs: int = 7, overlays: bool = True) -> Scene:
             )
         for room in draw(st.sets(st.integers(0, meetings - 1), max_size=1)):
             meeting_overlay[room] = rng.integers(-20000, 20000, FRAME).astype(np.int16)
+        for leg in draw(st.sets(st.integers(0, n - 1), max_size=2)):
+            silent = draw(st.booleans())  # usually left out of every overlay: silence instead
+            excluded[leg] = rng.integers(-20000, 20000, FRAME).astype(np.int16) * (not silent)
     return Scene(
         meeting=draw(st.lists(st.integers(-1, meetings - 1), min_size=n, max_size=n)),
         meetings=meetings,
@@ -170,6 +189,7 @@ def scenes(draw: st.DrawFn, max_legs: int = 7, overlays: bool = True) -> Scene:
         moh=rng.integers(-5000, 5000, FRAME).astype(np.int16),
         overlay=overlay,
         meeting_overlay=meeting_overlay,
+        excluded=excluded,
     )
 
 
@@ -307,6 +327,22 @@ def test_meeting_overlay_reaches_talkers_and_listeners_but_not_held_legs() -> No
     assert not heard[3].any() and not heard[6].any()
 
 
+def test_excluded_legs_do_not_hear_the_meeting_overlay_but_hear_the_meeting() -> None:
+    plan, frames = _three_rooms()
+    talking = np.array([True, True, False, False, False, False, False, False])
+    tone = MeetingOverlays.of(
+        [0],
+        np.full((1, FRAME), 10, dtype=np.int16),
+        plan.meetings,
+        excluded=[0, 2],
+        excluded_frames=np.zeros((2, FRAME), np.int16),
+        leg_count=plan.legs,
+    )
+    heard = mix(plan, frames, talking, meeting_overlays=tone).heard()
+    assert (heard[0] == 200).all() and (heard[2] == 1200).all()  # the meeting, no tone
+    assert (heard[1] == 1010).all()  # the others still hear the tone
+
+
 def test_gain_conversion_is_accurate() -> None:
     q = gain_db_to_q([0.0, 6.0, -6.0, 20.0, -20.0]).astype(np.float64) / GAIN_ONE
     assert q[0] == 1.0
@@ -338,6 +374,10 @@ def test_bad_tick_input_is_refused() -> None:
         LegOverlays.of([1, 1], np.zeros((2, FRAME), np.int16), [False, False], 2)
     with pytest.raises(MediaConfigError, match="overlay meetings outside \\[0, 1\\)"):
         MeetingOverlays.of([1], np.zeros((1, FRAME), np.int16), 1)
+    with pytest.raises(MediaConfigError, match="overlay excluded legs outside \\[0, 2\\)"):
+        MeetingOverlays.of([0], np.zeros((1, FRAME), np.int16), 1, excluded=[2], leg_count=2)
+    with pytest.raises(MediaConfigError, match="excluded overlay frames must be int16"):
+        MeetingOverlays.of([0], np.zeros((1, FRAME), np.int16), 1, excluded=[1], leg_count=2)
 
 
 def test_empty_plan_mixes_nothing() -> None:
