@@ -22,8 +22,8 @@ actions map onto the media engine:
   a private meeting ``hold:<call>`` with ``held`` set, so it hears the engine's shared hold music
   and its exclusive prompts still cut in; for a caller in the mix the ``held`` flag does it;
 * ``PlayToCall`` → the call's ``Speaker`` (queued after what it is playing); ``PlayToMeeting`` →
-  ``engine.play_meeting`` (the engine cannot leave one leg out, so ``exclude`` is not honoured:
-  the entrant hears its own entry tone);
+  ``engine.play_meeting`` with the ``exclude`` call's leg left out (an entrant does not hear its
+  own entry tone, but keeps hearing the meeting);
 * ``Hangup`` → BYE once the call's queued prompts have played;
 * ``StartTimer``/``CancelTimer`` → ``loop.call_at`` handles by name; a fired one is fed to
   ``MeetingService.timer_fired``;
@@ -411,8 +411,11 @@ class Conference:
             log.info("prompt.skipped", meeting=a.meeting, prompts=missing)
         if a.tone is not None:
             clips.insert(0, self.prompts.tone(a.tone))
-        if clips:
-            self.engine.play_meeting(a.meeting, clips)
+        if not clips:
+            return
+        left_out = None if a.exclude is None else self._live(a.exclude)
+        exclude = () if left_out is None else (left_out.call.leg,)
+        self.engine.play_meeting(a.meeting, clips, exclude=exclude)
 
     def _handle_start_music(self, a: StartMusicOnHold) -> None:
         if (live := self._live(a.call)) is None:

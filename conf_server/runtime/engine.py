@@ -309,11 +309,17 @@ class MediaEngine:
         clips: Sequence[NDArray[np.int16]],
         *,
         on_done: DoneCallback | None = None,
+        exclude: Sequence[Leg] = (),
     ) -> Playback:
-        """Play clips into a whole meeting (tones, announcements), mixed with its audio."""
+        """Play clips into a whole meeting (tones, announcements), mixed with its audio.
+
+        Legs in ``exclude`` (an entrant, for its own entry tone) do not hear these clips but
+        keep hearing the meeting.
+        """
         player = PromptPlayer(clips)
         handle = Playback(on_done=on_done)
-        self._submit(lambda: self.core.play_meeting(meeting, player, handle))
+        left_out = tuple(exclude)
+        self._submit(lambda: self.core.play_meeting(meeting, player, handle, left_out))
         return handle
 
     def set_music_on_hold(self, samples: NDArray[np.int16]) -> None:

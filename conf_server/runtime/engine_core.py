@@ -32,7 +32,7 @@ of the next tick, so a tick always mixes one consistent topology.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +99,7 @@ class TxBatch:
 class _MeetingPlay:
     player: PromptPlayer
     handle: Playback
+    exclude: tuple[Leg, ...] = ()  # legs that do not hear this overlay (an entrant's own tone)
 
 
 @dataclass(eq=False)
@@ -286,9 +287,19 @@ class MediaCore:
             old.handle.cancelled = True
         self._leg_play[slot] = _LegPlay(player, exclusive, handle)
 
-    def play_meeting(self, meeting: str, player: PromptPlayer, handle: Playback) -> None:
-        """Play a prompt into a whole meeting, mixed with its audio (several may overlap)."""
-        self._meeting_play.setdefault(meeting, []).append(_MeetingPlay(player, handle))
+    def play_meeting(
+        self,
+        meeting: str,
+        player: PromptPlayer,
+        handle: Playback,
+        exclude: Sequence[Leg] = (),
+    ) -> None:
+        """Play a prompt into a whole meeting, mixed with its audio (several may overlap).
+
+        Legs in ``exclude`` do not hear this prompt; they keep hearing the meeting.
+        """
+        play = _MeetingPlay(player, handle, tuple(exclude))
+        self._meeting_play.setdefault(meeting, []).append(play)
 
     def set_music_on_hold(self, samples: NDArray[np.int16]) -> None:
         """The looping clip every held leg hears (one shared position)."""
@@ -499,25 +510,58 @@ class MediaCore:
             return None
         index: list[int] = []
         frames: list[NDArray[np.int32]] = []
+        instead: dict[int, NDArray[np.int32]] = {}  # excluded slot -> the overlays it hears
         for name, plays in list(self._meeting_play.items()):
-            total = np.zeros(FRAME, np.int32)
-            for play in list(plays):
-                frame = None if play.handle.cancelled else play.player.next_frame()
-                if frame is None:
-                    plays.remove(play)
-                    if not play.handle.cancelled:
-                        self._finish(play.handle)
-                    continue
-                total += frame
+            heard = self._next_frames(plays)
             if not plays:
                 del self._meeting_play[name]
-            if name in self._meeting_index:
-                index.append(self._meeting_index[name])
-                frames.append(total)
+            if name not in self._meeting_index or not heard:
+                continue
+            index.append(self._meeting_index[name])
+            frames.append(_wide_sum(frame for _, frame in heard))
+            for slot in self._excluded_slots(name, heard):
+                instead[slot] = _wide_sum(
+                    f for p, f in heard if all(leg.slot != slot for leg in p.exclude)
+                )
         if not index:
             return None
-        stacked = np.clip(np.stack(frames), -32768, 32767).astype(np.int16)
-        return MeetingOverlays.of(index, stacked, self._plan.meetings)
+        slots = sorted(instead)
+        return MeetingOverlays.of(
+            index,
+            _clip16(np.stack(frames)),
+            self._plan.meetings,
+            excluded=slots,
+            excluded_frames=_clip16(
+                np.array([instead[s] for s in slots], np.int32).reshape(-1, FRAME)
+            ),
+            leg_count=self.capacity,
+        )
+
+    def _next_frames(
+        self, plays: list[_MeetingPlay]
+    ) -> list[tuple[_MeetingPlay, NDArray[np.int16]]]:
+        """This tick's frame of every running play; finished and cancelled ones are dropped."""
+        out = []
+        for play in list(plays):
+            frame = None if play.handle.cancelled else play.player.next_frame()
+            if frame is None:
+                plays.remove(play)
+                if not play.handle.cancelled:
+                    self._finish(play.handle)
+                continue
+            out.append((play, frame))
+        return out
+
+    def _excluded_slots(
+        self, meeting: str, heard: list[tuple[_MeetingPlay, NDArray[np.int16]]]
+    ) -> set[int]:
+        """Slots of live legs of ``meeting`` left out of at least one of its running plays."""
+        return {
+            leg.slot
+            for play, _ in heard
+            for leg in play.exclude
+            if self.legs[leg.slot] is leg and leg.meeting == meeting
+        }
 
     def _encode(self, result: MixResult) -> TxBatch:
         send = self._senders
@@ -573,6 +617,17 @@ class MediaCore:
     def rtcp_received(self, slot: int, data: bytes, now: float) -> None:
         """A compound RTCP packet from the leg's peer: file SRs (for LSR) and reports on us."""
         self.rtcp.received(self, slot, data, now)
+
+
+def _wide_sum(frames: Iterable[NDArray[np.int16]]) -> NDArray[np.int32]:
+    total = np.zeros(FRAME, np.int32)
+    for frame in frames:
+        total += frame
+    return total
+
+
+def _clip16(wide: NDArray[np.int32]) -> NDArray[np.int16]:
+    return np.clip(wide, -32768, 32767).astype(np.int16)
 
 
 def _bind_digit(callback: Callable[[Digit], None], digit: Digit) -> Callback:

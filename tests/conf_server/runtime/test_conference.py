@@ -61,8 +61,11 @@ class Engine:
         self.plays.setdefault(leg, []).append(handle)
         return handle
 
-    def play_meeting(self, meeting: str, clips: Sequence[NDArray[np.int16]]) -> None:
-        self.log.append(("play_meeting", meeting, [self.names.get(id(c), "tone") for c in clips]))
+    def play_meeting(
+        self, meeting: str, clips: Sequence[NDArray[np.int16]], *, exclude: Sequence[Any] = ()
+    ) -> None:
+        names = [self.names.get(id(c), "tone") for c in clips]
+        self.log.append(("play_meeting", meeting, names, tuple(exclude)))
 
     def join(self, leg: Any, meeting: str) -> None:
         self.log.append(("join", leg, meeting))
@@ -387,6 +390,18 @@ async def test_roll_call_gives_a_window_then_enters_without_a_recording(
     assert service.participant("c2").phase.value == "in"
     assert ("join", late.leg, "100001") in rig.engine.log
     # The others hear "has joined" without a name: there is no recording to play.
-    assert ("play_meeting", "100001", ["has_joined"]) in rig.engine.log
+    assert ("play_meeting", "100001", ["has_joined"], (late.leg,)) in rig.engine.log
     events = [line["event"] for line in logs]
     assert "rollcall.not_recorded" in events and "prompt.skipped" in events
+
+
+async def test_entry_tone_leaves_the_entrant_out(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    first = await rig.answer("c1")
+    await rig.enter(first, "1111#")
+    second = await rig.answer("c2", caller="+15550002")
+    await rig.enter(second, "2222#")
+    tones = [e for e in rig.engine.log if e[0] == "play_meeting"]
+    assert tones == [("play_meeting", "100001", ["tone"], (second.leg,))]

@@ -246,6 +246,20 @@ def test_meeting_prompt_reaches_every_member() -> None:
     assert done == [1]
 
 
+def test_excluded_leg_hears_the_meeting_but_not_the_tone() -> None:
+    h = Harness()
+    entrant, talker, other = room(h, None, 400, None)
+    h.tick(20)
+    h.core.play_meeting("m", PromptPlayer([tones.tone([900], 1000)]), Playback(), [entrant.leg])
+    h.core.play_meeting("m", PromptPlayer([tones.tone([1400], 1000)]), Playback())
+    h.tick(30)
+    assert level(entrant.heard, 900) < QUIET and level(entrant.heard, 400) > HEARD
+    assert level(entrant.heard, 1400) > 100  # only the overlay it was left out of is missing
+    for phone in (talker, other):
+        assert level(phone.heard, 900) > 100 and level(phone.heard, 1400) > 100
+    assert level(other.heard, 400) > HEARD
+
+
 def test_talking_events_pair_also_when_a_talker_leaves() -> None:
     h = Harness()
     a, b = room(h, 400, None)
