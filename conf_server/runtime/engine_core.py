@@ -16,7 +16,8 @@ capacity) and runs one 20 ms :meth:`MediaCore.tick`:
    ``JitterBank``;
 2. the bank pops one frame per slot; legs without telephone-event run ``InbandDetector``;
    ``TalkDetector`` updates who talks (events come out paired);
-3. prompts become per-leg or per-meeting overlays, music on hold advances once, and
+3. prompts become per-leg or per-meeting overlays (``engine_overlays``), music on hold
+   advances once, and
    ``media.mixer.mix`` mixes all meetings in one vectorised pass;
 4. the shared mix rows are encoded once per codec present, private frames once each, and every
    sending leg's payload is gathered from those rows, so listeners of one meeting receive the
@@ -32,12 +33,13 @@ of the next tick, so a tick always mixes one consistent topology.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from conf_server.runtime.engine_overlays import PromptOverlays
 from conf_server.runtime.engine_rtcp import RTCP_INTERVAL, RtcpBook
 from conf_server.runtime.legs import Leg, LegSummary, Playback
 from media import g711
@@ -47,8 +49,6 @@ from media.inband import InbandDetector
 from media.jitter import MAX_DROPOUT, Counter, JitterBank, LegState
 from media.mixer import (
     NO_MEETING,
-    LegOverlays,
-    MeetingOverlays,
     MixPlan,
     MixResult,
     MixWorkspace,
@@ -93,20 +93,6 @@ class TxBatch:
     slots: NDArray[np.intp]
     packets: NDArray[np.uint8]
     rtcp: list[tuple[int, bytes]] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class _MeetingPlay:
-    player: PromptPlayer
-    handle: Playback
-    exclude: tuple[Leg, ...] = ()  # legs that do not hear this overlay (an entrant's own tone)
-
-
-@dataclass(eq=False)
-class _LegPlay:
-    player: PromptPlayer
-    exclusive: bool
-    handle: Playback
 
 
 class MediaCore:
@@ -157,8 +143,7 @@ class MediaCore:
         self._dtmf_pending: set[int] = set()
         self._inband: dict[int, InbandDetector] = {}
         self.send_stats: dict[int, SendStats] = {}
-        self._leg_play: dict[int, _LegPlay] = {}
-        self._meeting_play: dict[str, list[_MeetingPlay]] = {}
+        self.prompts = PromptOverlays(capacity, self._finish)
         self.moh: SharedStream | None = None
         self.outbox: list[Callback] = []
         self._dirty = True
@@ -230,9 +215,7 @@ class MediaCore:
         for table in (self._dtmf, self._inband, self.send_stats):
             table.pop(slot, None)
         self.rtcp.forget(slot)
-        play = self._leg_play.pop(slot, None)
-        if play is not None:
-            play.handle.cancelled = True
+        self.prompts.cancel(slot)
         self.jitter.reset(slot)
         self._free.append(slot)
         self._dirty = True
@@ -282,10 +265,7 @@ class MediaCore:
 
     def play(self, slot: int, player: PromptPlayer, *, exclusive: bool, handle: Playback) -> None:
         """Play a prompt to one leg, replacing (cancelling) the one it was playing."""
-        old = self._leg_play.pop(slot, None)
-        if old is not None:
-            old.handle.cancelled = True
-        self._leg_play[slot] = _LegPlay(player, exclusive, handle)
+        self.prompts.play(slot, player, exclusive=exclusive, handle=handle)
 
     def play_meeting(
         self,
@@ -298,8 +278,7 @@ class MediaCore:
 
         Legs in ``exclude`` do not hear this prompt; they keep hearing the meeting.
         """
-        play = _MeetingPlay(player, handle, tuple(exclude))
-        self._meeting_play.setdefault(meeting, []).append(play)
+        self.prompts.play_meeting(meeting, player, handle, exclude)
 
     def set_music_on_hold(self, samples: NDArray[np.int16]) -> None:
         """The looping clip every held leg hears (one shared position)."""
@@ -324,8 +303,10 @@ class MediaCore:
             frames,
             self.talk.talking & self.active,
             moh=self._moh_frame(),
-            leg_overlays=self._leg_overlays(),
-            meeting_overlays=self._meeting_overlays(),
+            leg_overlays=self.prompts.leg_overlays(),
+            meeting_overlays=self.prompts.meeting_overlays(
+                self.legs, self._meeting_index, self._plan.meetings
+            ),
             work=self.work,
         )
         tx = self._encode(result)
@@ -485,84 +466,6 @@ class MediaCore:
         if handle.on_done is not None:
             self.outbox.append(handle.on_done)
 
-    def _leg_overlays(self) -> LegOverlays | None:
-        if not self._leg_play:
-            return None
-        slots: list[int] = []
-        frames: list[NDArray[np.int16]] = []
-        exclusive: list[bool] = []
-        for slot, play in list(self._leg_play.items()):
-            frame = None if play.handle.cancelled else play.player.next_frame()
-            if frame is None:
-                del self._leg_play[slot]
-                if not play.handle.cancelled:
-                    self._finish(play.handle)
-                continue
-            slots.append(slot)
-            frames.append(frame)
-            exclusive.append(play.exclusive)
-        if not slots:
-            return None
-        return LegOverlays.of(slots, np.stack(frames), exclusive, self.capacity)
-
-    def _meeting_overlays(self) -> MeetingOverlays | None:
-        if not self._meeting_play:
-            return None
-        index: list[int] = []
-        frames: list[NDArray[np.int32]] = []
-        instead: dict[int, NDArray[np.int32]] = {}  # excluded slot -> the overlays it hears
-        for name, plays in list(self._meeting_play.items()):
-            heard = self._next_frames(plays)
-            if not plays:
-                del self._meeting_play[name]
-            if name not in self._meeting_index or not heard:
-                continue
-            index.append(self._meeting_index[name])
-            frames.append(_wide_sum(frame for _, frame in heard))
-            for slot in self._excluded_slots(name, heard):
-                instead[slot] = _wide_sum(
-                    f for p, f in heard if all(leg.slot != slot for leg in p.exclude)
-                )
-        if not index:
-            return None
-        slots = sorted(instead)
-        return MeetingOverlays.of(
-            index,
-            _clip16(np.stack(frames)),
-            self._plan.meetings,
-            excluded=slots,
-            excluded_frames=_clip16(
-                np.array([instead[s] for s in slots], np.int32).reshape(-1, FRAME)
-            ),
-            leg_count=self.capacity,
-        )
-
-    def _next_frames(
-        self, plays: list[_MeetingPlay]
-    ) -> list[tuple[_MeetingPlay, NDArray[np.int16]]]:
-        """This tick's frame of every running play; finished and cancelled ones are dropped."""
-        out = []
-        for play in list(plays):
-            frame = None if play.handle.cancelled else play.player.next_frame()
-            if frame is None:
-                plays.remove(play)
-                if not play.handle.cancelled:
-                    self._finish(play.handle)
-                continue
-            out.append((play, frame))
-        return out
-
-    def _excluded_slots(
-        self, meeting: str, heard: list[tuple[_MeetingPlay, NDArray[np.int16]]]
-    ) -> set[int]:
-        """Slots of live legs of ``meeting`` left out of at least one of its running plays."""
-        return {
-            leg.slot
-            for play, _ in heard
-            for leg in play.exclude
-            if self.legs[leg.slot] is leg and leg.meeting == meeting
-        }
-
     def _encode(self, result: MixResult) -> TxBatch:
         send = self._senders
         packets = np.empty((len(send), PACKET_LEN), np.uint8)
@@ -617,17 +520,6 @@ class MediaCore:
     def rtcp_received(self, slot: int, data: bytes, now: float) -> None:
         """A compound RTCP packet from the leg's peer: file SRs (for LSR) and reports on us."""
         self.rtcp.received(self, slot, data, now)
-
-
-def _wide_sum(frames: Iterable[NDArray[np.int16]]) -> NDArray[np.int32]:
-    total = np.zeros(FRAME, np.int32)
-    for frame in frames:
-        total += frame
-    return total
-
-
-def _clip16(wide: NDArray[np.int32]) -> NDArray[np.int16]:
-    return np.clip(wide, -32768, 32767).astype(np.int16)
 
 
 def _bind_digit(callback: Callable[[Digit], None], digit: Digit) -> Callback:
