@@ -23,7 +23,7 @@ behind a long handler. Consequences:
 
 * every command (add, update, join, leave, flags, prompts) is queued and applied by the tick
   thread between ticks, so a tick sees one consistent topology;
-* callbacks (digits, talking, prompt done, port release) go back with one
+* callbacks (digits, talking, prompt done, a finished recording, port release) go back with one
   ``loop.call_soon_threadsafe`` per tick and so always run in the loop thread;
 * ``remove_leg`` returns the summary at once from the counters (plain reads) and queues the
   slot's release; its ports are released in the loop thread after the tick thread let go.
@@ -62,6 +62,7 @@ from conf_server.runtime.legs import (
     Leg,
     LegSummary,
     Playback,
+    RecordCallback,
     TalkCallback,
 )
 from conf_server.runtime.ports import PortAllocator
@@ -321,6 +322,14 @@ class MediaEngine:
         left_out = tuple(exclude)
         self._submit(lambda: self.core.play_meeting(meeting, player, handle, left_out))
         return handle
+
+    def record(self, leg: Leg, seconds: float, on_done: RecordCallback) -> None:
+        """Record ``seconds`` of the leg's received audio (decoded, 8 kHz int16) from the next
+        tick on; ``on_done`` gets the clip in the loop thread. Nothing comes if the leg goes."""
+        if not 0.0 <= seconds <= 60.0:
+            raise ValueError(f"recording of {seconds} s outside [0, 60] s")
+        frames = round(seconds / TICK)
+        self._submit(lambda: self.core.record(leg, frames, on_done))
 
     def set_music_on_hold(self, samples: NDArray[np.int16]) -> None:
         """The clip every held leg hears, looped from one shared position."""

@@ -14,7 +14,8 @@ capacity) and runs one 20 ms :meth:`MediaCore.tick`:
    loop), rows with the leg's audio type and a 160-byte payload are decoded with one
    ``np.take`` per law present (``g711`` decodes two codes per lookup) and put into the
    ``JitterBank``;
-2. the bank pops one frame per slot; legs without telephone-event run ``InbandDetector``;
+2. the bank pops one frame per slot (a leg being recorded, for a roll-call name, has its
+   frames kept until the clip is complete); legs without telephone-event run ``InbandDetector``;
    ``TalkDetector`` updates who talks (events come out paired);
 3. prompts become per-leg or per-meeting overlays (``engine_overlays``), music on hold
    advances once, and
@@ -41,7 +42,7 @@ from numpy.typing import NDArray
 
 from conf_server.runtime.engine_overlays import PromptOverlays
 from conf_server.runtime.engine_rtcp import RTCP_INTERVAL, RtcpBook
-from conf_server.runtime.legs import Leg, LegSummary, Playback
+from conf_server.runtime.legs import Leg, LegSummary, Playback, RecordCallback
 from media import g711
 from media.dtmf import Digit, DtmfReceiver
 from media.errors import MediaConfigError, MediaParseError
@@ -95,6 +96,14 @@ class TxBatch:
     rtcp: list[tuple[int, bytes]] = field(default_factory=list)
 
 
+@dataclass(eq=False)
+class _Recording:
+    leg: Leg
+    frames: int  # how many 20 ms frames to take
+    on_done: RecordCallback
+    parts: list[NDArray[np.int16]] = field(default_factory=list)
+
+
 class MediaCore:
     """Per-slot state and the tick of the media engine (no sockets, no clock)."""
 
@@ -144,6 +153,7 @@ class MediaCore:
         self._inband: dict[int, InbandDetector] = {}
         self.send_stats: dict[int, SendStats] = {}
         self.prompts = PromptOverlays(capacity, self._finish)
+        self._recordings: dict[int, _Recording] = {}
         self.moh: SharedStream | None = None
         self.outbox: list[Callback] = []
         self._dirty = True
@@ -216,6 +226,7 @@ class MediaCore:
             table.pop(slot, None)
         self.rtcp.forget(slot)
         self.prompts.cancel(slot)
+        self._recordings.pop(slot, None)  # the caller is gone: nobody wants the clip
         self.jitter.reset(slot)
         self._free.append(slot)
         self._dirty = True
@@ -280,6 +291,17 @@ class MediaCore:
         """
         self.prompts.play_meeting(meeting, player, handle, exclude)
 
+    def record(self, leg: Leg, frames: int, on_done: RecordCallback) -> None:
+        """Record the leg's next ``frames`` received frames (decoded, after the jitter buffer).
+
+        ``on_done`` gets the clip through the outbox; a new recording of the leg replaces the
+        one in progress, and a leg that is removed first delivers nothing.
+        """
+        if frames < 0:
+            raise MediaConfigError(f"cannot record {frames} frames")
+        if self.legs[leg.slot] is leg:
+            self._recordings[leg.slot] = _Recording(leg, frames, on_done)
+
     def set_music_on_hold(self, samples: NDArray[np.int16]) -> None:
         """The looping clip every held leg hears (one shared position)."""
         self.moh = SharedStream(samples)
@@ -293,6 +315,8 @@ class MediaCore:
             self._build_plan()
         self._receive(now, rx)
         frames, _status = self.jitter.pop(now)
+        if self._recordings:
+            self._record(frames)
         self._detect_inband(frames)
         events = self.talk.update(frames)
         if len(events.started) or len(events.stopped):
@@ -461,6 +485,15 @@ class MediaCore:
             return None
         return self.moh.advance()
 
+    def _record(self, frames: NDArray[np.int16]) -> None:
+        for slot, rec in list(self._recordings.items()):
+            if len(rec.parts) < rec.frames:
+                rec.parts.append(frames[slot].copy())
+            if len(rec.parts) >= rec.frames:
+                del self._recordings[slot]
+                clip = np.concatenate(rec.parts) if rec.parts else np.zeros(0, np.int16)
+                self.outbox.append(_bind_clip(rec.on_done, clip))
+
     def _finish(self, handle: Playback) -> None:
         handle.finished = True
         if handle.on_done is not None:
@@ -520,6 +553,10 @@ class MediaCore:
     def rtcp_received(self, slot: int, data: bytes, now: float) -> None:
         """A compound RTCP packet from the leg's peer: file SRs (for LSR) and reports on us."""
         self.rtcp.received(self, slot, data, now)
+
+
+def _bind_clip(callback: RecordCallback, clip: NDArray[np.int16]) -> Callback:
+    return lambda: callback(clip)
 
 
 def _bind_digit(callback: Callable[[Digit], None], digit: Digit) -> Callback:

@@ -26,6 +26,7 @@ from sip.sdp import MediaParams
 DigitCallback = Callable[[Digit], None]
 TalkCallback = Callable[[bool], None]
 DoneCallback = Callable[[], None]
+RecordCallback = Callable[[NDArray[np.int16]], None]  # a leg's received audio, 8 kHz int16
 
 LATENESS_BIN_MS = 0.1
 LATENESS_BINS = 1000  # 100 ms; anything later lands in the last bin (max is kept exactly)

@@ -260,6 +260,49 @@ def test_excluded_leg_hears_the_meeting_but_not_the_tone() -> None:
     assert level(other.heard, 400) > HEARD
 
 
+def _send_noise(h: Harness, phone: Phone, ticks: int, rng: np.random.Generator) -> list[bytes]:
+    """Random audio from ``phone``, one packet a tick; returns the payloads as sent."""
+    sent = []
+    for _ in range(ticks):
+        pcm = rng.integers(-8000, 8000, FRAME).astype(np.int16)
+        data = h.packet(phone, pcm)
+        h.extra.append((phone.leg.slot, data))
+        sent.append(data[12:])
+        phone.seq += 1
+        phone.samples += FRAME
+        h.tick()
+    return sent
+
+
+def test_recording_is_what_the_leg_sent_after_decode() -> None:
+    h = Harness()
+    a, b = room(h, None, None)
+    rng = np.random.default_rng(3)
+    clips: list[NDArray[np.int16]] = []
+    sent = _send_noise(h, a, 20, rng)
+    h.core.record(a.leg, 25, clips.append)
+    h.core.record(b.leg, 25, lambda clip: None)
+    sent += _send_noise(h, a, 40, rng)
+    (clip,) = clips
+    decoded = [ulaw_decode(np.frombuffer(p, np.uint8)) for p in sent]
+    start = [i for i, frame in enumerate(decoded) if np.array_equal(frame, clip[:FRAME])]
+    assert len(clip) == 25 * FRAME and len(start) == 1 and 10 <= start[0] <= 20  # jitter delay
+    np.testing.assert_array_equal(clip, np.concatenate(decoded[start[0] : start[0] + 25]))
+
+
+def test_recording_of_a_removed_leg_delivers_nothing() -> None:
+    h = Harness()
+    a = h.add(400)
+    clips: list[NDArray[np.int16]] = []
+    h.core.record(a.leg, 10, clips.append)
+    h.tick(5)
+    h.core.remove(a.leg.slot)
+    h.tick(10)
+    assert clips == []
+    with pytest.raises(MediaConfigError, match="cannot record -1 frames"):
+        h.core.record(a.leg, -1, clips.append)
+
+
 def test_talking_events_pair_also_when_a_talker_leaves() -> None:
     h = Harness()
     a, b = room(h, 400, None)
