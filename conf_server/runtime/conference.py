@@ -27,9 +27,11 @@ actions map onto the media engine:
 * ``Hangup`` → BYE once the call's queued prompts have played;
 * ``StartTimer``/``CancelTimer`` → ``loop.call_at`` handles by name; a fired one is fed to
   ``MeetingService.timer_fired``;
-* ``RecordName`` → the engine has no way to tap a leg's received audio, so no name is recorded:
-  the caller gets the recording window (``ROLLCALL_SECONDS``) and then enters; the name prompt
-  that would announce them is missing and skipped (logged ``rollcall.not_recorded``).
+* ``RecordName`` → once "recorded_name_prompt" has played, ``engine.record`` takes
+  ``ROLLCALL_SECONDS`` of the caller's received audio; the clip is stored in the
+  ``PromptLibrary`` under the action's prompt name (``rollcall/<call>``), so the service's
+  "<name> has joined/left" announcements play it, and ``name_recorded`` lets the caller in.
+  The clip is dropped from the library when the call ends (after its "has left").
 
 Logging: ``meeting`` and ``role`` are bound on ``call.log`` (None until the join) so every later
 line of the call — ``call.joined``, ``call.left`` and the call layer's ``call.ended`` — carries
@@ -46,6 +48,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
 
 from conf_server.domain import ivr
 from conf_server.domain.attributes import Role
@@ -73,6 +78,7 @@ from conf_server.domain.meeting import (
     SetFlags,
     StartMusicOnHold,
     StopMusicOnHold,
+    rollcall_prompt,
 )
 from conf_server.domain.service import MeetingService, Outcome
 from conf_server.logs import get_logger
@@ -288,6 +294,8 @@ class Conference:
             self.cancel_timer(key)
         if self._service.has_call(call.id):
             self.apply(self._service.leave(call.id, self.now()))
+        # After the leave: its "has left" announcement already holds the clip it plays.
+        self.prompts.discard(rollcall_prompt(call.id))
 
     # --- what the IVR asks (IvrHost) ---------------------------------------------------------
 
@@ -436,16 +444,18 @@ class Conference:
     def _handle_record_name(self, a: RecordName) -> None:
         if (live := self._live(a.call)) is None:
             return
-        live.call.log.warning("rollcall.not_recorded", reason="the engine cannot tap a leg")
-        call_id = a.call
+        leg, call_id, prompt = live.call.leg, a.call, a.prompt
 
-        def window() -> None:
-            self._loop.call_later(self.rollcall_seconds, self._name_done, call_id)
+        def recorded(clip: NDArray[np.int16]) -> None:
+            self._name_done(call_id, prompt, clip)
 
-        live.speaker.when_idle(window)
+        # The window opens once "recorded_name_prompt" has played, so the prompt is not taped.
+        live.speaker.when_idle(lambda: self.engine.record(leg, self.rollcall_seconds, recorded))
 
-    def _name_done(self, call_id: str) -> None:
+    def _name_done(self, call_id: str, prompt: str, clip: NDArray[np.int16]) -> None:
         if call_id in self._calls and self._service.has_call(call_id):
+            self.prompts.add(prompt, clip)
+            self._calls[call_id].call.log.info("rollcall.recorded", seconds=len(clip) / 8000)
             self.apply(self._service.name_recorded(call_id, self.now()))
 
     def _handle_hangup(self, a: Hangup) -> None:

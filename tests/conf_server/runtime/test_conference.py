@@ -54,6 +54,7 @@ class Engine:
         self.names = names  # id(clip) → prompt name, to read plays back as names
         self.log: list[tuple[Any, ...]] = []
         self.plays: dict[Any, list[Playback]] = {}
+        self.recordings: list[tuple[Any, float, Callable[[NDArray[np.int16]], None]]] = []
 
     def play(self, leg: Any, clips: Sequence[NDArray[np.int16]], *, exclusive: bool,
              on_done: Callable[[], None] | None = None) -> Playback:  # fmt: skip
@@ -66,6 +67,11 @@ class Engine:
     ) -> None:
         names = [self.names.get(id(c), "tone") for c in clips]
         self.log.append(("play_meeting", meeting, names, tuple(exclude)))
+
+    def record(
+        self, leg: Any, seconds: float, on_done: Callable[[NDArray[np.int16]], None]
+    ) -> None:
+        self.recordings.append((leg, seconds, on_done))
 
     def join(self, leg: Any, meeting: str) -> None:
         self.log.append(("join", leg, meeting))
@@ -370,29 +376,57 @@ async def test_operator_ends_the_meeting_everyone_hears_goodbye_then_bye(
     assert "100001" not in rig.conference.service.meetings()
 
 
-async def test_roll_call_gives_a_window_then_enters_without_a_recording(
+async def test_roll_call_records_the_name_and_the_others_hear_it(
     store: Store, library: tuple[PromptLibrary, dict[int, str]]
 ) -> None:
-    rig = Rig(store, library)  # rollcall_seconds=0: the window closes at the next loop turn
+    rig = Rig(store, library)
     first = await rig.answer("c1")
     await rig.enter(first, "1111#")
     service = rig.conference.service
     rig.conference.apply(
         service.set_attribute("100001", "conference_rollcall", "on", rig.conference.now())
     )
+    late = await rig.answer("c2", caller="+15550002")
+    await rig.enter(late, "2222#")
+    assert rig.engine.current(late.leg).names == ["recorded_name_prompt"]
+    assert rig.engine.recordings == []  # the window opens after the prompt, not over it
+    rig.engine.finish(late.leg)
+    await rig.settle()
+    ((leg, seconds, deliver),) = rig.engine.recordings
+    assert leg is late.leg and seconds == rig.conference.rollcall_seconds
+    assert service.participant("c2").phase.value == "naming"
+    name = (np.arange(2400) % 97 * 50).astype(np.int16)  # what the engine taped
+    rig.engine.names[id(name)] = "taped name"
     with structlog.testing.capture_logs() as logs:
-        late = await rig.answer("c2", caller="+15550002")
-        await rig.enter(late, "2222#")
-        assert rig.engine.current(late.leg).names == ["recorded_name_prompt"]
-        assert service.participant("c2").phase.value == "naming"
-        rig.engine.finish(late.leg)  # the window starts after the prompt
+        deliver(name)
         await rig.settle()
     assert service.participant("c2").phase.value == "in"
     assert ("join", late.leg, "100001") in rig.engine.log
-    # The others hear "has joined" without a name: there is no recording to play.
-    assert ("play_meeting", "100001", ["has_joined"], (late.leg,)) in rig.engine.log
-    events = [line["event"] for line in logs]
-    assert "rollcall.not_recorded" in events and "prompt.skipped" in events
+    assert ("play_meeting", "100001", ["taped name", "has_joined"], (late.leg,)) in rig.engine.log
+    assert "prompt.skipped" not in [line["event"] for line in logs]
+    rig.manager.end(late, "remote_bye")
+    assert ("play_meeting", "100001", ["taped name", "has_left"], ()) in rig.engine.log
+    assert "rollcall/c2" not in rig.conference.prompts  # forgotten with the call
+
+
+async def test_roll_call_recording_after_hang_up_is_dropped(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    first = await rig.answer("c1")
+    await rig.enter(first, "1111#")
+    service = rig.conference.service
+    rig.conference.apply(
+        service.set_attribute("100001", "conference_rollcall", "on", rig.conference.now())
+    )
+    late = await rig.answer("c2", caller="+15550002")
+    await rig.enter(late, "2222#")
+    rig.engine.finish(late.leg)
+    await rig.settle()
+    rig.manager.end(late, "remote_bye")
+    rig.engine.recordings[0][2](np.zeros(800, np.int16))
+    await rig.settle()
+    assert "rollcall/c2" not in rig.conference.prompts and not service.has_call("c2")
 
 
 async def test_entry_tone_leaves_the_entrant_out(
