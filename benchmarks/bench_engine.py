@@ -37,7 +37,8 @@ from conf_server.logs import configure
 from conf_server.runtime.engine import MediaEngine
 from conf_server.runtime.ports import PortAllocator
 from media.g711 import ulaw_encode
-from sip.sdp import PCMU, Direction, MediaParams
+from sip.offer_answer import MediaParams
+from sip.sdp import PCMU, Direction
 
 WARMUP = 1.0
 

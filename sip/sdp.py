@@ -15,31 +15,22 @@ kept verbatim, so ``bytes(SessionDescription.parse(x)) == x`` for canonical inpu
 The model also reads what negotiation needs: the codecs of an ``m=`` line (``rtpmap`` or the
 RFC 3551 §6 static table, plus ``fmtp``), the effective ``c=`` of a stream (RFC 4566 §5.7) and
 its direction attribute (RFC 3264 §5.1). Negotiation itself (RFC 3264) lives in
-:mod:`sip.offer_answer`, which imports this module; its public names are still reachable here
-(resolved on first use, see :func:`__getattr__`) for importers that predate the split.
+:mod:`sip.offer_answer`, which imports this module.
 """
 
 from __future__ import annotations
 
 import enum
-import importlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sip.errors import SdpError
 
-if TYPE_CHECKING:
-    from sip.offer_answer import MediaParams, accept_answer, answer_offer, build_offer
-
-# The negotiation names moved to sip.offer_answer stay importable from here (see __getattr__).
-_MOVED = ("MediaParams", "accept_answer", "answer_offer", "build_offer")
 __all__ = [
     "MAX_SDP_BYTES", "PCMA", "PCMU", "Attribute", "Bandwidth", "Codec", "Connection", "Direction",
-    "MediaDescription", "MediaParams", "Origin", "SessionDescription", "Timing", "accept_answer",
-    "answer_offer", "build_offer",
+    "MediaDescription", "Origin", "SessionDescription", "Timing",
 ]  # fmt: skip
 
 MAX_SDP_BYTES = 65_536
@@ -565,16 +556,3 @@ def _direction_of(attributes: Iterable[Attribute]) -> Direction | None:
     if len(found) > 1:
         raise SdpError("more than one direction attribute in one section")
     return found[0] if found else None
-
-
-# ------------------------------------------------------------------ names moved to offer_answer
-
-if not TYPE_CHECKING:
-    # sip.offer_answer imports this module, so importing it back at module level would fail
-    # whenever offer_answer is imported first. Resolving the moved names on first access
-    # (PEP 562) keeps either import order working; mypy sees the TYPE_CHECKING import at the
-    # top instead, so a misspelt name stays a type error rather than becoming an ``object``.
-    def __getattr__(name: str) -> object:
-        if name in _MOVED:
-            return getattr(importlib.import_module("sip.offer_answer"), name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

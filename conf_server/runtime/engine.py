@@ -68,7 +68,7 @@ from conf_server.runtime.legs import (
 from conf_server.runtime.ports import PortAllocator
 from conf_server.runtime.rtp_transport import LegSocket, RtpTransport
 from media.playback import PromptPlayer
-from sip.sdp import MediaParams
+from sip.offer_answer import MediaParams
 
 log = get_logger("media.engine")
 

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from media.dtmf import Digit
-from sip.sdp import MediaParams
+from sip.offer_answer import MediaParams
 
 DigitCallback = Callable[[Digit], None]
 TalkCallback = Callable[[bool], None]

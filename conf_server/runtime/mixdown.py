@@ -74,7 +74,8 @@ from media import g711, tones
 from media.dtmf import KEYS, Digit, DtmfSender
 from media.errors import MediaConfigError
 from media.playback import PromptPlayer
-from sip.sdp import PCMA, PCMU, Codec, Direction, MediaParams
+from sip.offer_answer import MediaParams
+from sip.sdp import PCMA, PCMU, Codec, Direction
 
 RATE = 8000
 EXIT_USAGE = 2

@@ -26,7 +26,8 @@ from conf_server.runtime.rtp_transport import RtpTransport
 from media.dtmf import Digit
 from media.g711 import ulaw_decode, ulaw_encode
 from media.jitter import Counter
-from sip.sdp import PCMU, Direction, MediaParams
+from sip.offer_answer import MediaParams
+from sip.sdp import PCMU, Direction
 
 pytestmark = pytest.mark.integration
 

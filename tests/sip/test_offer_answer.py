@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -12,8 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import sip.offer_answer
-import sip.sdp
 from sip.errors import NegotiationError
 from sip.offer_answer import MediaParams, accept_answer, answer_offer, build_offer
 from sip.sdp import Attribute, Codec, Connection, Direction, Origin, SessionDescription
@@ -267,37 +263,3 @@ def test_answer_direction_must_fit_the_offer() -> None:
     assert ok.direction is Direction.SENDONLY and not ok.on_hold
     with pytest.raises(NegotiationError, match="answer direction sendrecv cannot answer sendonly"):
         accept_answer(offer, _answer_to_offer("m=audio 7000 RTP/AVP 0"))
-
-
-# ------------------------------------------------------------------ the names sip.sdp re-exports
-
-
-@pytest.mark.parametrize("name", ["MediaParams", "accept_answer", "answer_offer", "build_offer"])
-def test_sdp_still_exports_the_moved_names(name: str) -> None:
-    assert getattr(sip.sdp, name) is getattr(sip.offer_answer, name)
-    assert name in sip.sdp.__all__
-
-
-@pytest.mark.parametrize("name", ["SUPPORTED_CODECS", "MediaParam", "_choose"])
-def test_sdp_has_no_other_lazy_names(name: str) -> None:
-    with pytest.raises(AttributeError) as info:
-        getattr(sip.sdp, name)
-    assert str(info.value) == f"module 'sip.sdp' has no attribute {name!r}"
-
-
-@pytest.mark.parametrize(
-    ("code", "printed"),
-    [
-        ("import sip.offer_answer; from sip.sdp import MediaParams; print(MediaParams.__name__)",
-         "MediaParams"),
-        ("from sip.sdp import build_offer; import sip.offer_answer; print(build_offer.__name__)",
-         "build_offer"),
-        ("from sip.sdp import *; print(answer_offer.__module__)", "sip.offer_answer"),
-    ],
-)  # fmt: skip
-def test_either_import_order_works_in_a_fresh_interpreter(code: str, printed: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == printed

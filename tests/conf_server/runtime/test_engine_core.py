@@ -19,7 +19,8 @@ from media.dtmf import Digit, DtmfSender
 from media.errors import MediaConfigError
 from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from media.playback import PromptPlayer
-from sip.sdp import PCMA, PCMU, Codec, Direction, MediaParams
+from sip.offer_answer import MediaParams
+from sip.sdp import PCMA, PCMU, Codec, Direction
 
 RATE = 8000
 
