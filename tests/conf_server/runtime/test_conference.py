@@ -376,9 +376,10 @@ async def test_operator_ends_the_meeting_everyone_hears_goodbye_then_bye(
     assert "100001" not in rig.conference.service.meetings()
 
 
-async def test_roll_call_records_the_name_and_the_others_hear_it(
+async def _late_joiner_with_roll_call(
     store: Store, library: tuple[PromptLibrary, dict[int, str]]
-) -> None:
+) -> tuple[Rig, Any]:
+    """A host in room 100001 with roll call switched on, and a participant who just entered."""
     rig = Rig(store, library)
     first = await rig.answer("c1")
     await rig.enter(first, "1111#")
@@ -388,6 +389,14 @@ async def test_roll_call_records_the_name_and_the_others_hear_it(
     )
     late = await rig.answer("c2", caller="+15550002")
     await rig.enter(late, "2222#")
+    return rig, late
+
+
+async def test_roll_call_records_the_name_and_the_others_hear_it(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig, late = await _late_joiner_with_roll_call(store, library)
+    service = rig.conference.service
     assert rig.engine.current(late.leg).names == ["recorded_name_prompt"]
     assert rig.engine.recordings == []  # the window opens after the prompt, not over it
     rig.engine.finish(late.leg)
@@ -412,15 +421,8 @@ async def test_roll_call_records_the_name_and_the_others_hear_it(
 async def test_roll_call_recording_after_hang_up_is_dropped(
     store: Store, library: tuple[PromptLibrary, dict[int, str]]
 ) -> None:
-    rig = Rig(store, library)
-    first = await rig.answer("c1")
-    await rig.enter(first, "1111#")
+    rig, late = await _late_joiner_with_roll_call(store, library)
     service = rig.conference.service
-    rig.conference.apply(
-        service.set_attribute("100001", "conference_rollcall", "on", rig.conference.now())
-    )
-    late = await rig.answer("c2", caller="+15550002")
-    await rig.enter(late, "2222#")
     rig.engine.finish(late.leg)
     await rig.settle()
     rig.manager.end(late, "remote_bye")
