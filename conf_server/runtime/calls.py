@@ -129,6 +129,7 @@ class Call:
     started: float
     log: Any
     dialog_id: DialogId | None = None
+    did_info: Any = None  # the store's DID record the call was routed on
     leg: Any = None
     params: MediaParams | None = None
     answered: float | None = None
@@ -255,7 +256,8 @@ class CallManager:
             raise CallRejectedError(404, "Not Found")
         call.did = e164
         call.log = call.log.bind(did=e164)
-        if await self.directory.find_did(e164) is None:
+        call.did_info = await self.directory.find_did(e164)
+        if call.did_info is None:
             raise CallRejectedError(404, "Not Found")
 
     def _negotiate(self, call: Call, req: Request) -> SessionDescription:

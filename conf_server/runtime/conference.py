@@ -112,15 +112,12 @@ class _Live:
 class _Rooms:
     """``RoomDirectory`` of one call: code and PIN lookups among the rooms its DID reaches."""
 
-    def __init__(self, store: Any, did: str) -> None:
+    def __init__(self, store: Any, did: Any) -> None:
         self.store = store
-        self.did = did
+        self.did = did  # the DID record the call layer routed the call on
 
     async def find_room(self, code: str) -> FoundRoom | None:
-        did = await self.store.find_did(self.did)
-        if did is None:
-            return None
-        found = await self.store.find_room_by_code(did.did_group.id, code)
+        found = await self.store.find_room_by_code(self.did.did_group.id, code)
         if found is None:
             return None
         room, role = found
@@ -261,15 +258,14 @@ class Conference:
         """Start the IVR: greeting, code, PIN (the store lookups run as the call's tasks)."""
         call.log = call.log.bind(meeting=None, role=None)
         speaker = Speaker(self.engine, call.leg)
-        live = _Live(call, speaker, IvrCall(self, call, speaker, _Rooms(self.store, call.did)))
+        live = _Live(call, speaker, IvrCall(self, call, speaker, _Rooms(self.store, call.did_info)))
         self._calls[call.id] = live
         # The call layer adds legs without a talking callback; the engine reads this attribute.
         call.leg.on_talking = lambda talking: self._talking(call.id, talking)
         self.spawn(call, self._start_ivr(live))
 
     async def _start_ivr(self, live: _Live) -> None:
-        did = await self.store.find_did(live.call.did)
-        attrs = {} if did is None else await self.store.effective_attributes(did, None)
+        attrs = await self.store.effective_attributes(live.call.did_info, None)
         live.ivr.start(ivr.IvrSettings.from_attributes(attrs))
 
     def digit(self, call: Call, digit: Digit) -> None:
@@ -340,8 +336,7 @@ class Conference:
         self.spawn(call, self._join(call, room, role))
 
     async def _join(self, call: Call, room: Any, role: Role) -> None:
-        did = await self.store.find_did(call.did)
-        attrs = await self.store.effective_attributes(did, room)
+        attrs = await self.store.effective_attributes(call.did_info, room)
         live = self._calls.get(call.id)
         if live is None:
             return

@@ -144,6 +144,7 @@ def library() -> tuple[PromptLibrary, dict[int, str]]:
 
 class Rig:
     def __init__(self, store: Store, library: tuple[PromptLibrary, dict[int, str]]) -> None:
+        self.store = store
         self.engine = Engine(library[1])
         self.manager = Manager()
         self.conference = Conference(
@@ -173,6 +174,7 @@ class Rig:
             started=self.conference.now(),
             log=structlog.get_logger().bind(call_id=name),
             dialog_id=DialogId(name, "a", "b"),
+            did_info=await self.store.find_did(DID),  # as the call layer routes it
             leg=Leg(name),
             answered=self.conference.now(),
         )
