@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conf_server.logs import configure
-from conf_server.runtime.engine import MediaEngine
+from conf_server.runtime.engine import MediaEngine, settle_heap, switch_interval
 from conf_server.runtime.ports import PortAllocator
 from media.g711 import ulaw_encode
 from sip.offer_answer import MediaParams
@@ -56,6 +56,8 @@ async def serve(n: int, room: int, seconds: float, phone_ports: list[int]) -> di
         engine.join(leg, f"room{i // room}")
         legs.append(leg)
     print(json.dumps([leg.port for leg in legs]), flush=True)
+    switch_interval()  # as `conf-server run` does
+    settle_heap()
     await engine.start()
     await asyncio.sleep(WARMUP)
     stats = engine.stats

@@ -12,7 +12,6 @@ sockets close, so phones are not left with a silent call.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 import socket
@@ -33,7 +32,7 @@ from conf_server.prompts import PromptError, load_language, read_prompt
 from conf_server.runtime.calls import CallManager, CallSettings
 from conf_server.runtime.conference import Conference
 from conf_server.runtime.conference_media import PromptLibrary
-from conf_server.runtime.engine import MediaEngine
+from conf_server.runtime.engine import MediaEngine, settle_heap, switch_interval
 from conf_server.runtime.ports import PortAllocator
 from conf_server.runtime.sip_transport import SipTransport
 from conf_server.store import Store
@@ -313,10 +312,7 @@ def banner(server: Server) -> str:
 
 async def serve(settings: Settings, *, demo: bool = False) -> None:
     """Run until SIGINT/SIGTERM."""
-    # The media tick runs in its own thread; the default 5 ms GIL switch interval let it hold
-    # SIP handling for whole milliseconds (p99 INVITE->200 56 ms at 100 calls/s). 1 ms keeps
-    # both responsive (benchmarks/README.md has the figures).
-    sys.setswitchinterval(0.001)
+    switch_interval()
     configure(cast(LogFormat, settings.log.format), settings.log.level)  # validated by config
     server = Server(settings)
     try:
@@ -324,10 +320,7 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
     except StartupError:
         await server.stop()
         raise
-    # Everything loaded so far (FastAPI, SQLAlchemy, numpy tables) lives as long as the process:
-    # a full collection walking it took 37-80 ms holding the GIL, long enough to stall the media
-    # tick mid-call. Frozen objects are never scanned again.
-    gc.freeze()
+    settle_heap()
     sys.stdout.write(banner(server))
     sys.stdout.flush()
     stop = asyncio.Event()
