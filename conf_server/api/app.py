@@ -245,7 +245,10 @@ class ApiHandle:
 def listen_socket(host: str, port: int) -> socket.socket:
     """Bind here, so a port in use is an ``OSError`` for the caller (uvicorn would exit)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on accepted sockets whose
+    # proto says TCP. Without it uvicorn's two writes per response (head, body) met Nagle and
+    # the client's delayed ACK: every keep-alive request took 44 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -201,3 +202,20 @@ async def test_sse_refuses_a_bad_last_event_id(live_api: tuple[Bridge, str, int,
         r = await client.get(f"{url}/events", headers={**basic(OPERATOR), "Last-Event-ID": "x"})
     assert r.status_code == 400
     assert r.json()["errors"][0]["field"] == "Last-Event-ID"
+
+
+async def test_api_connections_send_without_nagle_delay() -> None:
+    """Every accepted API connection has TCP_NODELAY: a response leaves in head and body writes,
+    and with Nagle on, the body waited for the client's delayed ACK (44 ms a request)."""
+    app = FastAPI()
+    handle = await start_api(app, "127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", handle.port)
+        writer.write(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readuntil(b"\r\n\r\n")
+        (protocol,) = handle.server.server_state.connections
+        server_side = protocol.transport.get_extra_info("socket")
+        assert server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        writer.close()
+    finally:
+        await handle.stop()
