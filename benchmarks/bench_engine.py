@@ -34,7 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conf_server.logs import configure
-from conf_server.runtime.engine import MediaEngine, settle_heap, switch_interval
+from conf_server.runtime.engine import MediaEngine
+from conf_server.runtime.heap import settle_heap, switch_interval
 from conf_server.runtime.ports import PortAllocator
 from media.g711 import ulaw_encode
 from sip.offer_answer import MediaParams

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 from conf_server.domain import ivr
 from conf_server.domain.attributes import Role
@@ -87,19 +87,6 @@ class IvrCall:
         self.last_key_at: float | None = None
         self._inputs: deque[ivr.Input] = deque()
         self._running = False
-        self._handlers: dict[type[Any], Callable[[Any], None]] = {
-            ivr.PlayPrompt: self._handle_play_prompt,
-            ivr.StopPrompt: self._handle_stop_prompt,
-            ivr.StartTimer: self._handle_start_timer,
-            ivr.CancelTimer: self._handle_cancel_timer,
-            ivr.CheckLockout: self._handle_check_lockout,
-            ivr.LookupCode: self._handle_lookup_code,
-            ivr.LookupPin: self._handle_lookup_pin,
-            ivr.RecordFailure: self._handle_record_failure,
-            ivr.Join: self._handle_join,
-            ivr.Hangup: self._handle_hangup,
-            SecurityEvent: self._handle_security_event,
-        }
 
     @property
     def active(self) -> bool:
@@ -130,7 +117,7 @@ class IvrCall:
                 event = self._inputs.popleft()
                 self.session, actions = ivr.step(self.session, event, self.host.now())
                 for action in actions:
-                    self._handlers[type(action)](action)
+                    self._HANDLERS[type(action)](self, action)
         finally:
             self._running = False
 
@@ -208,3 +195,19 @@ class IvrCall:
 
     def _handle_security_event(self, action: SecurityEvent) -> None:
         self.host.security(self.call, action)
+
+    # One table for the class (unbound functions): a per-instance dict of bound methods made
+    # every IVR call a reference cycle that only a full collection could free.
+    _HANDLERS: ClassVar[dict[type[Any], Callable[[IvrCall, Any], None]]] = {
+        ivr.PlayPrompt: _handle_play_prompt,
+        ivr.StopPrompt: _handle_stop_prompt,
+        ivr.StartTimer: _handle_start_timer,
+        ivr.CancelTimer: _handle_cancel_timer,
+        ivr.CheckLockout: _handle_check_lockout,
+        ivr.LookupCode: _handle_lookup_code,
+        ivr.LookupPin: _handle_lookup_pin,
+        ivr.RecordFailure: _handle_record_failure,
+        ivr.Join: _handle_join,
+        ivr.Hangup: _handle_hangup,
+        SecurityEvent: _handle_security_event,
+    }

@@ -43,9 +43,7 @@ measured no gain in the tick thread, so the allocator is left alone.
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
-import sys
 import threading
 import time
 from collections import deque
@@ -69,6 +67,7 @@ from conf_server.runtime.legs import (
 )
 from conf_server.runtime.ports import PortAllocator
 from conf_server.runtime.rtp_transport import LegSocket, RtpTransport
+from media.dtmf import Digit
 from media.playback import PromptPlayer
 from sip.offer_answer import MediaParams
 
@@ -124,23 +123,8 @@ class TickClock:
         return TickVerdict(overrun, skipped, self.deadline)
 
 
-def switch_interval() -> None:
-    """Let the tick thread take the GIL within 1 ms (CPython's default interval is 5 ms).
-
-    The tick runs in its own thread; at 5 ms it held SIP handling for whole milliseconds
-    (p99 INVITE->200 56 ms at 100 calls/s, 16 ms at 1 ms: benchmarks/README.md).
-    """
-    sys.setswitchinterval(0.001)
-
-
-def settle_heap() -> None:
-    """Freeze what start-up allocated so a full collection never walks it again.
-
-    A full collection over FastAPI, SQLAlchemy and the engine's tables took 37-80 ms holding
-    the GIL, long enough to stall a media tick; frozen objects are never scanned.
-    """
-    gc.collect()
-    gc.freeze()
+def _no_digit(digit: Digit) -> None:
+    """A removed leg's digit handler: nobody listens any more."""
 
 
 def _remote(params: MediaParams) -> tuple[str, int] | None:
@@ -271,6 +255,10 @@ class MediaEngine:
             sock = self._sockets.pop(leg.slot)
             dropped = self.transport.detach(sock)
             self.core.remove(leg.slot, dropped)
+            # The callbacks close over the call that owns the leg (call -> leg -> callback ->
+            # call): unhook them so the call is freed by reference counting, not left for a
+            # full collection (conf_server/runtime/heap.py says why that matters).
+            leg.on_digit, leg.on_talking = _no_digit, None
             self._in_loop(lambda: self.ports.release(sock.pair))
 
         self._submit(remove)

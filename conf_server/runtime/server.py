@@ -32,7 +32,8 @@ from conf_server.prompts import PromptError, load_language, read_prompt
 from conf_server.runtime.calls import CallManager, CallSettings
 from conf_server.runtime.conference import Conference
 from conf_server.runtime.conference_media import PromptLibrary
-from conf_server.runtime.engine import MediaEngine, settle_heap, switch_interval
+from conf_server.runtime.engine import MediaEngine
+from conf_server.runtime.heap import FullCollector, settle_heap, switch_interval
 from conf_server.runtime.ports import PortAllocator
 from conf_server.runtime.sip_transport import SipTransport
 from conf_server.store import Store
@@ -321,6 +322,8 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
         await server.stop()
         raise
     settle_heap()
+    collector = FullCollector()
+    collector.start()
     sys.stdout.write(banner(server))
     sys.stdout.flush()
     stop = asyncio.Event()
@@ -328,4 +331,5 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    await collector.stop()
     await server.stop()
