@@ -10,13 +10,23 @@ STAMP  := $(VENV)/.installed
 DEBS   := sip-tester espeak-ng sox postgresql
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install system-deps lint typecheck unit prompts bench clean
+.PHONY: run test install build-deps system-deps lint typecheck unit prompts bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The install compiles conf_server/runtime/_batchio.c (gcc and the Python headers).
-$(STAMP): pyproject.toml conf_server/runtime/_batchio.c | $(BIN)/python
+# The install compiles conf_server/runtime/_batchio.c: it needs gcc and the Python headers,
+# installed from Debian when missing (a Python built from source, like pyenv's, has its own).
+HEADERS_OK := $(PYTHON) -c "import os, sysconfig; \
+	raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))"
+
+build-deps:
+	@command -v gcc >/dev/null && $(HEADERS_OK) || { \
+	  echo "installing a C compiler and the Python headers (gcc python3-dev)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq gcc python3-dev; }
+
+$(STAMP): pyproject.toml conf_server/runtime/_batchio.c | build-deps $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@

@@ -64,6 +64,8 @@ class Run:
     window_overruns: int
     window_max: float
     cpu: float  # server CPU over the window, % of one core
+    skipped: int  # ticks the engine dropped after overruns (their packets were never sent)
+    packets: float  # % of the packets the ticks produced that the kernel took (whole run)
     load: dict[str, object] | None = None
 
 
@@ -126,6 +128,10 @@ def tick_figures(log: list[dict[str, object]], window: tuple[float, float]) -> d
         "p99": float(stopped.get("lateness_p99_ms", float("nan"))),  # type: ignore[arg-type]
         "window_overruns": float(len(late)),
         "window_max": max(late, default=0.0),
+        "skipped": float(stopped.get("skipped", 0)),  # type: ignore[arg-type]
+        "packets": 100.0
+        * float(stopped.get("packets_out", 0))  # type: ignore[arg-type]
+        / max(1.0, float(stopped.get("packets_due", 0))),  # type: ignore[arg-type]
     }
 
 
@@ -179,6 +185,8 @@ def one_run(args: argparse.Namespace, with_api: bool) -> Run:
         int(ticks["window_overruns"]),
         ticks["window_max"],
         100.0 * (cpu1 - cpu0) / (t1 - t0),
+        int(ticks["skipped"]),
+        ticks["packets"],
         load,
     )
 
@@ -190,7 +198,8 @@ def report(args: argparse.Namespace, idle: Run, busy: Run) -> None:
         print(
             f"  {name:11s}: server CPU {run.cpu:5.1f} %, run ticks {run.ticks}, overruns "
             f"{run.overruns}, tick lateness p99 {run.tick_p99:.2f} ms; in the {args.seconds:.0f}"
-            f" s window {run.window_overruns} overruns, max {run.window_max:.1f} ms"
+            f" s window {run.window_overruns} overruns, max {run.window_max:.1f} ms; ticks "
+            f"skipped {run.skipped}, packets sent {run.packets:.2f} %"
         )
     load = busy.load or {}
     total = load.get("all", {})

@@ -202,7 +202,10 @@ class MediaEngine:
             "engine.stopped",
             ticks=self.stats.ticks,
             overruns=self.stats.overruns,
+            skipped=self.stats.skipped,
             lateness_p99_ms=self.stats.p99_ms,
+            packets_out=self.stats.packets_out,
+            packets_due=self.stats.packets_expected,
         )
 
     # -- commands (loop thread) -------------------------------------------------------------
@@ -368,6 +371,7 @@ class MediaEngine:
             due = ticker.deadline + TICK  # the deadline this tick ran past, if it overran
             verdict = ticker.finished(ended)
             if verdict.overrun:
+                self.stats.skipped += verdict.skipped
                 log.warning(
                     "engine.overrun",
                     lateness_ms=round((ended - due) * 1000.0, 2),

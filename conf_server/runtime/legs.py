@@ -110,6 +110,7 @@ class EngineStats:
     packets_expected: int = 0  # one per sending leg per tick
     foreign_dropped: int = 0
     tick_errors: int = 0  # ticks that raised (logged as engine.tick_failed)
+    skipped: int = 0  # ticks dropped after an overrun, never run (their packets were not sent)
     max_lateness_ms: float = 0.0
     histogram: NDArray[np.int64] = field(
         default_factory=lambda: np.zeros(LATENESS_BINS, dtype=np.int64)
