@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sip.errors import ParseError
+from sip.errors import ParseError, TransactionError
 from sip.ids import MAGIC_COOKIE, SecretIds, SequentialIds, branch, call_id, tag
 from sip.message import Response, parse_message
 from sip.uas import parse_dtmf_relay, sendable
@@ -162,3 +162,18 @@ def test_secret_ids_are_hex_of_the_requested_size() -> None:
     assert len(token) == 16
     int(token, 16)
     assert SecretIds().token(8) != token
+
+
+def test_an_answered_transaction_keeps_absorbing_retransmissions_without_its_request() -> None:
+    """After the final response only the sent bytes are kept (§17.2.2: a retransmitted request
+    gets the same response again); the parsed request is released for the collector's sake."""
+    ep = make_endpoint(B_ADDR, "b")
+    request = raw_request("OPTIONS")
+    ep.receive_datagram(request, PEER, 0.0)
+    first = [out.data for out in ep.datagrams_to_send(0.0)]
+    (entry,) = ep._server.values()
+    assert entry.parsed is None and entry.tx.last == first[-1]
+    with pytest.raises(TransactionError, match="released"):
+        _ = entry.request
+    ep.receive_datagram(request, PEER, 1.0)  # the peer did not hear us: it retransmits
+    assert [out.data for out in ep.datagrams_to_send(1.0)] == [first[-1]]
