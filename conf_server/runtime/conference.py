@@ -406,7 +406,7 @@ class Conference:
         clips, missing = self.prompts.clips(a.prompts)
         if missing:
             live.call.log.info("prompt.skipped", prompts=missing)
-        live.speaker.say(clips, exclusive=a.exclusive)
+        live.speaker.say(clips, exclusive=a.exclusive, notice=True)
 
     def _handle_play_to_meeting(self, a: PlayToMeeting) -> None:
         clips, missing = self.prompts.clips(a.prompts)

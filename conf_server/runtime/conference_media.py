@@ -98,11 +98,15 @@ class PromptLibrary:
         return sum(len(c) for c in clips) / RATE
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # removed from the queue by identity
 class _Item:
     clips: list[Audio]
     exclusive: bool
     on_done: Callback | None
+    notice: bool = False
+
+
+MAX_NOTICES: Final = 3  # notices waiting in one call's queue; older ones are dropped
 
 
 class Speaker:
@@ -121,11 +125,27 @@ class Speaker:
     def idle(self) -> bool:
         return self._current is None and not self._queue
 
-    def say(self, clips: list[Audio], *, exclusive: bool, on_done: Callback | None = None) -> None:
-        """Queue ``clips``; ``on_done`` runs when they have played (not after ``stop``)."""
+    def say(
+        self,
+        clips: list[Audio],
+        *,
+        exclusive: bool,
+        on_done: Callback | None = None,
+        notice: bool = False,
+    ) -> None:
+        """Queue ``clips``; ``on_done`` runs when they have played (not after ``stop``).
+
+        A ``notice`` (the meeting telling a caller "you are muted" and the like) may be
+        dropped: at most ``MAX_NOTICES`` wait, the oldest goes first. An API client toggling
+        mute faster than the prompt plays would otherwise grow the queue without end.
+        """
         if self.closed:
             return
-        self._queue.append(_Item(clips, exclusive, on_done))
+        if notice:
+            waiting = [item for item in self._queue if item.notice]
+            if len(waiting) >= MAX_NOTICES:
+                self._queue.remove(waiting[0])
+        self._queue.append(_Item(clips, exclusive, on_done, notice))
         if self._current is None:
             self._next()
 

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from conf_server.domain.meeting import Tone
 from conf_server.prompts import read_prompt
 from conf_server.runtime.conference_media import (
+    MAX_NOTICES,
     PromptLibrary,
     Speaker,
     main,
@@ -69,6 +70,21 @@ def test_prompts_play_one_after_the_other_with_their_callbacks() -> None:
     assert player.plays[1].exclusive is False
     player.plays[1].finish()
     assert done == ["a", "b"] and speaker.idle
+
+
+def test_waiting_notices_are_bounded_oldest_dropped_and_other_prompts_kept() -> None:
+    """An API toggling mute 100 times queues at most MAX_NOTICES announcements, the latest."""
+    player, done = Player(), []
+    speaker = Speaker(player, leg="leg")
+    speaker.say([clip(1)], exclusive=True, on_done=lambda: done.append("ivr"))  # playing
+    speaker.say([clip(2)], exclusive=True, on_done=lambda: done.append("next"))  # not a notice
+    for i in range(100):
+        speaker.say([clip(100 + i)], exclusive=False, notice=True)
+    while not speaker.idle:
+        player.plays[-1].finish()
+    heard = [h.values[0] for h in player.plays]
+    assert heard == [1, 2, *range(200 - MAX_NOTICES, 200)]
+    assert done == ["ivr", "next"]
 
 
 def test_stop_cuts_and_drops_the_queue_without_callbacks() -> None:
