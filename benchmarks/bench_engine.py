@@ -49,7 +49,7 @@ WARMUP = 1.0
 
 async def serve(n: int, room: int, seconds: float, phone_ports: list[int]) -> dict[str, float]:
     ports = PortAllocator("127.0.0.1", 20000, 20000 + 4 * n + 100)
-    engine = MediaEngine(ports=ports, capacity=n, seed=1)
+    engine = MediaEngine(ports=ports, capacity=n, seed=1, realtime_priority=10)  # as the server
     legs = []
     for i, port in enumerate(phone_ports):
         params = MediaParams("127.0.0.1", port, PCMU, 101, 20, Direction.SENDRECV, False)

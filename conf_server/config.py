@@ -105,6 +105,7 @@ class RtpSettings:
     strict_learn_packets: int = 4
     jitter_min_ms: int = 20
     jitter_max_ms: int = 200
+    realtime_priority: int = 10  # SCHED_FIFO priority of the tick thread; 0: normal scheduling
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,7 @@ class Settings:
             ("log.format", lambda: _one_of(self.log.format, ("auto", "json", "console"))),
             ("log.level", lambda: _one_of(self.log.level, ("debug", "info", "warning", "error"))),
             ("sip.t1", lambda: _positive(self.sip.t1, self.sip.t2, self.sip.t4)),
+            ("rtp.realtime_priority", lambda: _priority(self.rtp.realtime_priority)),
             ("security", self._check_security),
         ]
         for key, check in checks:
@@ -193,6 +195,11 @@ class Settings:
 def _one_of(value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+
+
+def _priority(value: int) -> None:
+    if not 0 <= value <= 99:
+        raise ValueError(f"{value} is not 0 (normal scheduling) or a SCHED_FIFO priority 1..99")
 
 
 def _positive(*values: float) -> None:

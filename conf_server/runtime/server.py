@@ -113,6 +113,7 @@ class Server:
             jitter_max_ms=self.settings.rtp.jitter_max_ms,
             strict_source=self.settings.rtp.strict_source,
             strict_learn_packets=self.settings.rtp.strict_learn_packets,
+            realtime_priority=self.settings.rtp.realtime_priority,
         )
         await self.engine.start()
         sec = self.settings.security

@@ -37,6 +37,7 @@ def test_file_values_and_overrides_apply_in_order(tmp_path: Path) -> None:
         ("[sip]\nt1 = 'fast'\n", "c.toml: sip.t1: expected float"),
         ("[sip]\nforce_rport = 1\n", "c.toml: sip.force_rport: expected bool"),
         ("[rtp]\nports = '20000'\n", "c.toml: rtp.ports: bad port range"),
+        ("[rtp]\nrealtime_priority = 100\n", "c.toml: rtp.realtime_priority: 100 is not 0"),
         ("[sip]\nlisten = '1.2.3.4:99999'\n", "c.toml: sip.listen: bad port 99999"),
         ("[sip]\ntransports = ['udp', 'sctp']\n", "c.toml: sip.transports: 'sctp' is not one"),
         ("[sip.guard]\ntrusted = '127.0.0.1'\n", "c.toml: sip.guard.trusted: expected a list"),
