@@ -125,6 +125,9 @@ class TickClock:
         return TickVerdict(overrun, skipped, self.deadline)
 
 
+STATS_EVERY_TICKS = 500  # an engine.stats line every 10 s
+
+
 def realtime(priority: int) -> bool:
     """Ask SCHED_FIFO ``priority`` for the calling thread (Linux: pid 0 is this thread).
 
@@ -178,6 +181,7 @@ class MediaEngine:
             raise MediaConfigError(f"realtime priority {realtime_priority} is not 0..99")
         self.realtime_priority = realtime_priority
         self.stats = EngineStats()
+        self._interval = EngineStats()  # since the last engine.stats line (tick thread)
         self.core = MediaCore(
             capacity,
             jitter_min_ms=jitter_min_ms,
@@ -386,7 +390,9 @@ class MediaEngine:
             wait = ticker.deadline - self._clock()
             if wait > 0:
                 time.sleep(wait)
-            ticker.started(self._clock())
+            lateness = ticker.started(self._clock())
+            self._interval.ticks += 1
+            self._interval.record_lateness(lateness)
             try:
                 self.tick_once()
             except Exception:  # a bug in one tick must not silence every call (DESIGN §4.4)
@@ -397,11 +403,31 @@ class MediaEngine:
             verdict = ticker.finished(ended)
             if verdict.overrun:
                 self.stats.skipped += verdict.skipped
+                self._interval.overruns += 1
+                self._interval.skipped += verdict.skipped
                 log.warning(
                     "engine.overrun",
                     lateness_ms=round((ended - due) * 1000.0, 2),
                     skipped=verdict.skipped,
                 )
+            if self._interval.ticks >= STATS_EVERY_TICKS:
+                self._report_interval()
+
+    def _report_interval(self) -> None:
+        """Log the last ``STATS_EVERY_TICKS`` ticks (``engine.stats``) and start afresh."""
+        done, self._interval = self._interval, EngineStats()
+        log.info(
+            "engine.stats",
+            ticks=done.ticks,
+            legs=len(self._sockets),
+            overruns=done.overruns,
+            skipped=done.skipped,
+            lateness_p50_ms=done.p50_ms,
+            lateness_p99_ms=done.p99_ms,
+            lateness_max_ms=round(done.max_lateness_ms, 2),
+            packets_out=done.packets_out,
+            packets_due=done.packets_expected,
+        )
 
     def tick_once(self) -> None:
         """One tick against the sockets: commands, drain, core tick, send, callbacks."""
@@ -414,11 +440,11 @@ class MediaEngine:
             self._tick_hook()
         tx = self.core.tick(now, self._rx)
         sent = self.transport.send(tx)
-        stats = self.stats
-        stats.packets_in += self._rx.count
-        stats.packets_out += sent
-        stats.packets_expected += len(tx.slots)
-        stats.foreign_dropped = self.transport.foreign_total
+        for stats in (self.stats, self._interval):
+            stats.packets_in += self._rx.count
+            stats.packets_out += sent
+            stats.packets_expected += len(tx.slots)
+        self.stats.foreign_dropped = self.transport.foreign_total
         self._flush_callbacks()
 
     def _in_loop(self, command: Command) -> None:

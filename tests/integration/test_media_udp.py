@@ -18,6 +18,7 @@ import pytest
 import structlog
 from numpy.typing import NDArray
 
+from conf_server.runtime import engine as engine_module
 from conf_server.runtime.engine import MediaEngine
 from conf_server.runtime.engine_core import RxBatch
 from conf_server.runtime.legs import Leg
@@ -207,7 +208,10 @@ async def test_a_burst_queued_on_one_leg_is_drained_in_one_tick() -> None:
 
 
 @pytest.mark.timeout(30)
-async def test_slow_ticks_are_counted_and_logged_as_overruns() -> None:
+async def test_slow_ticks_are_counted_and_logged_as_overruns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engine_module, "STATS_EVERY_TICKS", 20)
     ports = PortAllocator("127.0.0.1", 44000, 44999)
     slow_every = 10
 
@@ -236,6 +240,14 @@ async def test_slow_ticks_are_counted_and_logged_as_overruns() -> None:
     assert sum(line["lateness_ms"] >= 8.0 for line in overruns) >= slow - 1
     summaries = [line for line in logs if line["event"] == "media.summary"]
     assert [line["log_level"] for line in summaries] == ["debug"]
+    # engine.stats every 20 ticks: the interval's own overruns and lateness, and packets.
+    intervals = [line for line in logs if line["event"] == "engine.stats"]
+    assert len(intervals) >= 2
+    assert all(line["ticks"] == 20 and line["legs"] == 1 for line in intervals)
+    assert all(line["overruns"] >= 1 and line["lateness_max_ms"] >= 5.0 for line in intervals)
+    assert all(line["lateness_p50_ms"] <= line["lateness_p99_ms"] for line in intervals)
+    assert sum(line["overruns"] for line in intervals) <= engine.stats.overruns
+    assert all(line["packets_out"] == line["packets_due"] > 0 for line in intervals)
 
 
 @pytest.mark.timeout(30)
