@@ -90,7 +90,7 @@ class SendTable:
             self._status = np.zeros(max(rows, 2 * len(self._status)), np.int32)
         status = self._status[:rows]
         send_batch(
-            np.ascontiguousarray(packets[:rows]),
+            np.ascontiguousarray(packets),
             self.fds[slots],
             self.addrs[slots],
             self.addrlens[slots],

@@ -76,15 +76,12 @@ class RxBatch:
     lengths: NDArray[np.int32]
     slots: NDArray[np.intp]
     count: int = 0
-    views: list[memoryview] = field(default_factory=list)  # one writable view per row
 
     @classmethod
     def empty(cls, rows: int, row_len: int = 2048) -> RxBatch:
         """A preallocated batch of ``rows`` packets of at most ``row_len`` bytes."""
         buf = np.zeros((rows, row_len), np.uint8)
-        flat = buf.reshape(-1).data
-        views = [flat[i * row_len : (i + 1) * row_len] for i in range(rows)]
-        return cls(buf, np.zeros(rows, np.int32), np.zeros(rows, np.intp), 0, views)
+        return cls(buf, np.zeros(rows, np.int32), np.zeros(rows, np.intp))
 
 
 @dataclass(eq=False)
