@@ -1,6 +1,6 @@
 """The REST API application: ``create_app`` (FastAPI) and ``start_api`` (uvicorn in this loop).
 
-Sources: CarrierX Conference API v1 (``shared/seeds/004_…``: base path ``/conference/v1``,
+Sources: CarrierX Conference API v1 (``seeds/004_…``: base path ``/conference/v1``,
 status codes and error bodies); RFC 9110 §15.5.16 (415 Unsupported Media Type); the WHATWG
 Server-sent events section for ``GET /events``.
 

@@ -1,7 +1,7 @@
 """Request bodies of the REST API (pydantic models; the OpenAPI document is built from them).
 
-Source: the "create"/"update" columns of the object tables in ``shared/seeds/004_…`` and Horn's
-PIN object (``shared/seeds/000_…``).
+Source: the "create"/"update" columns of the object tables in ``seeds/004_…`` and Horn's
+PIN object (``seeds/000_…``).
 
 Theory of operation
 -------------------

@@ -1,6 +1,6 @@
 """HTTP errors of the REST API and their CarrierX error bodies.
 
-Source: CarrierX Conference API v1 (``shared/seeds/004_…``), "HTTP Status Codes" and the sample
+Source: CarrierX Conference API v1 (``seeds/004_…``), "HTTP Status Codes" and the sample
 error bodies. Every error the API answers is an ``ApiError``; the app's exception handlers turn
 it (and FastAPI's own validation and routing errors) into the spec's body::
 

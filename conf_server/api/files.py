@@ -1,7 +1,7 @@
 """Subscribers' media files: stored under the data folder, usable as prompts and hold music.
 
 Source: the File Descriptor object and the ``/subscribers/{sid}/files`` endpoints of
-``shared/seeds/004_…``; the WAVE format (RIFF ``fmt `` chunk: PCM, channels, sample rate,
+``seeds/004_…``; the WAVE format (RIFF ``fmt `` chunk: PCM, channels, sample rate,
 sample width), read with the standard ``wave`` module.
 
 Theory of operation

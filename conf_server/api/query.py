@@ -1,7 +1,7 @@
 """List query conventions: pagination, result filtering, ordering and field filtering.
 
 Source: CarrierX API "Pagination", "Result Filtering" and "Field Filtering"
-(``shared/seeds/004_…``).
+(``seeds/004_…``).
 
 Theory of operation
 -------------------

@@ -1,7 +1,7 @@
 """Live ``/meetings`` and ``/calls``: read and control running meetings through ``LiveControl``.
 
-Sources: the Meetings and Calls sections of ``shared/seeds/004_…``; Sinch's conference
-operations (``shared/seeds/002_…``: info, mute/unmute a participant, kick one, kick all).
+Sources: the Meetings and Calls sections of ``seeds/004_…``; Sinch's conference
+operations (``seeds/002_…``: info, mute/unmute a participant, kick one, kick all).
 
 Theory of operation
 -------------------

@@ -1,6 +1,6 @@
 """``/callFlows``, ``/dids`` and ``/didGroups`` (CarrierX Conference API v1).
 
-Source: the Call Flows, DIDs and DID Groups sections of ``shared/seeds/004_…``. Every
+Source: the Call Flows, DIDs and DID Groups sections of ``seeds/004_…``. Every
 authenticated subscriber may read them (a room owner needs the DID group ids); only an
 administrator writes. A PUT changes the fields sent; ``attributes`` are merged by name (a null
 value removes an override), as the spec's rule for nested objects says.

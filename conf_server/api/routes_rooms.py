@@ -1,7 +1,7 @@
 """``/meetingRooms`` with keychain and PINs, also under ``/subscribers/{sid}/meetingRooms``.
 
 Sources: Meeting Rooms, Meeting Key and the subscriber-scoped room sections of
-``shared/seeds/004_…``; Horn's dial-in PIN management (``shared/seeds/000_…``: list, set with
+``seeds/004_…``; Horn's dial-in PIN management (``seeds/000_…``: list, set with
 ``organizer``, delete; an empty list means the room is open).
 
 Theory of operation

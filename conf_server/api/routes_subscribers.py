@@ -1,6 +1,6 @@
 """``/subscribers``: CRUD, ``whoami``, ``logout`` and media ``files``.
 
-Source: the Subscribers and File Descriptor sections of ``shared/seeds/004_…``. Administrators
+Source: the Subscribers and File Descriptor sections of ``seeds/004_…``. Administrators
 manage every subscriber (a new one's ``parentSid`` is its creator); operators read them;
 a regular user reads and updates only their own record and may not change its role. The
 ``password`` is write-only; ``callback.url`` or ``eventCallbackUrl`` set the event callback.

@@ -1,8 +1,8 @@
 """JSON shapes of the CarrierX Conference v1 objects, built from store records and live state.
 
-Source: the object tables of ``shared/seeds/004_…`` (Call Flow, DID, DID Group, Meeting Room,
+Source: the object tables of ``seeds/004_…`` (Call Flow, DID, DID Group, Meeting Room,
 Meeting Key, Subscriber, File Descriptor, Meeting, Call) and Horn's dial-in PIN object
-(``shared/seeds/000_…``).
+(``seeds/000_…``).
 
 Theory of operation
 -------------------

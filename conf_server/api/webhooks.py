@@ -1,8 +1,8 @@
 """Signed event callbacks: HMAC-SHA256 signatures and ordered, retried, non-blocking delivery.
 
 Sources: RFC 2104 (HMAC) with SHA-256; the CarrierX Subscriber ``callback.url`` /
-``eventCallbackUrl`` (``shared/seeds/004_…``); Sinch's primary and fallback callback URLs
-(``shared/seeds/002_…``).
+``eventCallbackUrl`` (``seeds/004_…``); Sinch's primary and fallback callback URLs
+(``seeds/002_…``).
 
 Theory of operation
 -------------------

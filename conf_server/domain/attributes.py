@@ -1,7 +1,7 @@
 """Meeting attributes: the catalogue, value validation and inheritance (CarrierX Conference API v1).
 
 Source: the "Meeting Attributes" list and the "Attribute Object" of the CarrierX Conference API
-(``shared/seeds/004_…``). Every attribute has a type (``TYPE_STRING`` 0, ``TYPE_INT`` 2,
+(``seeds/004_…``). Every attribute has a type (``TYPE_STRING`` 0, ``TYPE_INT`` 2,
 ``TYPE_DTMF`` 3, ``TYPE_ROLE`` 4, ``TYPE_CHOICE`` 5, ``TYPE_UPLOAD`` 7), a default (the value of
 the ``CONF`` call flow's attribute template) and a ``group`` bitmask saying at which levels the
 call-flow value may be overridden:

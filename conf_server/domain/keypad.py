@@ -1,7 +1,7 @@
 """The in-meeting keypad: collecting key sequences and naming the operation each one asks for.
 
 Source: the CarrierX Conference API v1 ``*_dtmf`` (which roles may use a feature) and
-``*_dtmf_binding`` (which keys) attributes (``shared/seeds/004_…``), as gathered by
+``*_dtmf_binding`` (which keys) attributes (``seeds/004_…``), as gathered by
 ``attributes.keypad_bindings``; keys arrive as RFC 4733 §3.2 events, SIP INFO or in-band tones.
 
 Theory of operation

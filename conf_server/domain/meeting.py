@@ -1,6 +1,6 @@
 """The live meeting: rules from attributes, participants, and the actions and events it emits.
 
-Source: the CarrierX Conference API v1 (``shared/seeds/004_…``): the Meeting and Call objects
+Source: the CarrierX Conference API v1 (``seeds/004_…``): the Meeting and Call objects
 (``holdMode``, ``muteMode``, ``participantCount``) and the ``conference_*`` / ``call_*`` meeting
 attributes catalogued in ``conf_server.domain.attributes``.
 

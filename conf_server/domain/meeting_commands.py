@@ -1,6 +1,6 @@
 """Commands a meeting accepts (``conf_server.domain.meeting_flow.step``).
 
-Source: the CarrierX Conference API v1 live Meeting and Call objects (``shared/seeds/004_…``):
+Source: the CarrierX Conference API v1 live Meeting and Call objects (``seeds/004_…``):
 an operator's ``PUT /calls/{id}`` (mute, hold, gain), ``PUT /meetings/{n}`` (lock, attributes)
 and ``DELETE /meetings/{n}`` (kick all) become the same commands as a host's keypad sequence.
 

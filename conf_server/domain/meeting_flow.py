@@ -1,6 +1,6 @@
 """Meeting rules as a state machine: ``step(meeting, command, now) -> Step``.
 
-Source: the CarrierX Conference API v1 meeting attributes (``shared/seeds/004_…``):
+Source: the CarrierX Conference API v1 meeting attributes (``seeds/004_…``):
 ``conference_start_how``/``_start_wait``, ``conference_stop_how``/``_stop_wait``,
 ``conference_maxcalls``/``_maxcallsperrole``, ``conference_mute_policy``/``_hold_policy``,
 ``call_announceparticipantcount``, ``conference_entrytones``/``_exittones``,

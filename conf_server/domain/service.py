@@ -1,7 +1,7 @@
 """The meeting service: one code path for the keypad, the IVR's ``Join`` and the REST API.
 
 Source: DESIGN.md §1 points 4 and 6; the CarrierX Conference API v1 live Meetings and Calls
-(``shared/seeds/004_…``: ``PUT /calls/{id}``, ``DELETE /calls/{id}``, ``PUT /meetings/{n}``,
+(``seeds/004_…``: ``PUT /calls/{id}``, ``DELETE /calls/{id}``, ``PUT /meetings/{n}``,
 ``DELETE /meetings/{n}``) and its keypad attributes.
 
 Theory of operation

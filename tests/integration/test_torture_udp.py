@@ -1,6 +1,6 @@
 """RFC 4475 / RFC 5118 torture messages replayed over real UDP to the running server.
 
-Each file of ``../shared/sip-torture`` goes out as one datagram to a fresh server (several files
+Each file of ``tests/data/sip-torture`` goes out as one datagram to a fresh server (several files
 share a branch and sent-by, so one server would rightly take a later one for a retransmission of
 an earlier transaction, RFC 3261 §17.2.3). The expected answer comes from
 ``tests/data/sip_torture.toml`` (the corpus README table as data). Afterwards the server must

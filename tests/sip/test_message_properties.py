@@ -21,7 +21,7 @@ from sip.message import (
 )
 from sip.uri import AbsoluteUri, SipUri, parse_uri
 
-TORTURE = Path(__file__).resolve().parents[3] / "shared" / "sip-torture"
+TORTURE = Path(__file__).resolve().parents[1] / "data" / "sip-torture"
 CORPUS = sorted(
     p.read_bytes() for sub in ("rfc4475", "rfc5118-wire") for p in (TORTURE / sub).iterdir()
 )
