@@ -7,7 +7,12 @@ blocks, SDES chunks or BYE sources) and the packet type, then the length in 32-b
 one. ``parse_compound`` walks a datagram packet by packet, checks every length before slicing,
 requires the first packet to be SR or RR (§6.1) and padding only on the last one, and returns
 typed packets; types it does not model (APP, feedback, XR) come back as ``RtcpUnknown``.
-``bytes()`` of each type builds it; ``build_compound`` concatenates them.
+``bytes()`` of each type builds it; ``build_compound`` concatenates them. Whatever
+``parse_compound`` accepts, ``build_compound`` builds back into packets that parse the same:
+SDES CNAMEs and BYE reasons are decoded with ``surrogateescape`` (like the SIP layer), so
+octets that are not UTF-8 come back unchanged and within the 255-octet limit of their length
+octet (§6.5, §6.6); an unknown packet whose padding left a body that is not word-aligned is
+padded again (§6.1).
 
 Reports are made from and read into ``media.stats``: ``report_block`` turns a leg's
 ``ReceiveStats`` into a reception report (A.3 fraction and cumulative loss, extended highest
@@ -114,7 +119,10 @@ class ReceiverReport:
 
 @dataclass(frozen=True, slots=True)
 class SourceDescription:
-    """SDES (§6.5) reduced to what we use: one CNAME per chunk (other items are skipped)."""
+    """SDES (§6.5) reduced to what we use: one CNAME per chunk (other items are skipped).
+
+    A CNAME's octets that are not UTF-8 are kept as lone surrogates (``surrogateescape``).
+    """
 
     chunks: tuple[tuple[int, str], ...]
 
@@ -125,7 +133,10 @@ class SourceDescription:
 
 @dataclass(frozen=True, slots=True)
 class Bye:
-    """BYE (§6.6): the sources leaving, with an optional reason."""
+    """BYE (§6.6): the sources leaving, with an optional reason of at most 255 octets.
+
+    Octets of the reason that are not UTF-8 are kept as lone surrogates (``surrogateescape``).
+    """
 
     ssrcs: tuple[int, ...]
     reason: str = ""
@@ -133,7 +144,7 @@ class Bye:
     def __bytes__(self) -> bytes:
         body = b"".join(_WORD.pack(s) for s in self.ssrcs)
         if self.reason:
-            text = self.reason.encode("utf-8")[:255]
+            text = _text_octets(self.reason, "BYE reason")
             body += bytes((len(text),)) + text
             body += bytes(-len(body) % 4)
         return _packet(PT_BYE, len(self.ssrcs), body)
@@ -148,22 +159,37 @@ class RtcpUnknown:
     body: bytes
 
     def __bytes__(self) -> bytes:
-        return _packet(self.packet_type, self.count, self.body)
+        """The packet; a body that is not word-aligned (what is left of a padded packet once
+        its padding is stripped) gets §6.1 padding again, so it must end a compound."""
+        pad = -len(self.body) % 4
+        if not pad:
+            return _packet(self.packet_type, self.count, self.body)
+        body = self.body + bytes(pad - 1) + bytes((pad,))
+        return _packet(self.packet_type, self.count, body, padded=True)
 
 
 RtcpPacket = SenderReport | ReceiverReport | SourceDescription | Bye | RtcpUnknown
 
 
-def _packet(pt: int, count: int, body: bytes) -> bytes:
+def _packet(pt: int, count: int, body: bytes, *, padded: bool = False) -> bytes:
     if count > 31 or len(body) % 4:
         raise MediaConfigError(f"RTCP packet {pt}: count {count} > 31 or body not word-aligned")
-    return _HEADER.pack(0x80 | count, pt, len(body) // 4) + body
+    return _HEADER.pack(0x80 | (0x20 if padded else 0) | count, pt, len(body) // 4) + body
+
+
+def _text_octets(text: str, what: str) -> bytes:
+    """The octets of a text field behind a length octet: 255 at most (§6.5, §6.6)."""
+    try:
+        octets = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise MediaConfigError(f"{what} holds a lone surrogate that stands for no octet") from None
+    if len(octets) > 255:
+        raise MediaConfigError(f"{what} of {len(octets)} bytes exceeds 255")
+    return octets
 
 
 def _sdes_chunk(ssrc: int, cname: str) -> bytes:
-    text = cname.encode("utf-8")
-    if len(text) > 255:
-        raise MediaConfigError(f"SDES CNAME of {len(text)} bytes exceeds 255")
+    text = _text_octets(cname, "SDES CNAME")
     chunk = _WORD.pack(ssrc) + bytes((SDES_CNAME, len(text))) + text + b"\0"
     return chunk + bytes(-len(chunk) % 4)
 
@@ -172,7 +198,13 @@ def build_compound(packets: Sequence[RtcpPacket]) -> bytes:
     """A compound packet; the first must be SR or RR (§6.1)."""
     if not packets or not isinstance(packets[0], SenderReport | ReceiverReport):
         raise MediaConfigError("an RTCP compound packet must start with SR or RR")
-    return b"".join(bytes(p) for p in packets)
+    wire = [bytes(p) for p in packets]
+    if any(data[0] & 0x20 for data in wire[:-1]):
+        raise MediaConfigError(
+            "RTCP padding is only allowed on the last packet of a compound (§6.1): "
+            "an unknown packet with a body that is not word-aligned must come last"
+        )
+    return b"".join(wire)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -210,7 +242,7 @@ def _parse_sdes(count: int, body: bytes) -> SourceDescription:
             _need(body, pos + 2 + body[pos + 1], "SDES item")
             text = body[pos + 2 : pos + 2 + body[pos + 1]]
             if item == SDES_CNAME:
-                cname = text.decode("utf-8", errors="replace")
+                cname = text.decode("utf-8", errors="surrogateescape")
             pos += 2 + len(text)
         chunks.append((ssrc, cname))
     return SourceDescription(tuple(chunks))
@@ -223,7 +255,7 @@ def _parse_bye(count: int, body: bytes) -> Bye:
     if len(body) > 4 * count:
         size = body[4 * count]
         _need(body, 4 * count + 1 + size, "BYE reason")
-        reason = body[4 * count + 1 : 4 * count + 1 + size].decode("utf-8", errors="replace")
+        reason = body[4 * count + 1 : 4 * count + 1 + size].decode("utf-8", "surrogateescape")
     return Bye(ssrcs, reason)
 
 

@@ -21,6 +21,16 @@ with ``stale=true``, the client retries without asking its user). The nonce-coun
 per nonce to refuse replays; the table is bounded, and a nonce evicted from it (or created
 before an evicted one and never seen) is answered ``STALE`` so a replay can never slip through.
 Passwords never appear in exception messages or reasons.
+
+Hostile input
+-------------
+The SIP layer decodes with ``surrogateescape``: a non-UTF-8 octet arrives as a lone surrogate
+U+DC80..U+DCFF. Hashing encodes the same way, so the digest covers the octets the peer sent,
+as the peer's own digest does; a surrogate that stands for no octet cannot be hashed and is
+refused (``AuthError``, a ``DENIED`` verdict in ``verify``), as is every other malformed
+header: nothing a peer sends raises anything else. Headers are capped at ``MAX_HEADER_CHARS``,
+the regexes use possessive quantifiers and the quoted-string scanner is one pass, so parsing is
+linear in the header's length.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sip.errors import AuthError
+from sip.errors import AuthError, clip
 
 MAX_HEADER_CHARS = 8192
 _HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {
@@ -47,10 +57,12 @@ _HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {
 ALGORITHMS = ("SHA-256", "SHA-256-sess", "MD5", "MD5-sess")
 _CANONICAL = {name.upper(): name for name in ALGORITHMS}
 _TCHAR = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_SCHEME = re.compile(rf"\s*({_TCHAR}+)(?:\s+|\Z)")
-_NAME = re.compile(rf"\s*({_TCHAR}+)\s*=\s*")
-_TOKEN_VALUE = re.compile(rf"{_TCHAR}+")
-_SEPARATOR = re.compile(r"\s*(,|\Z)")
+# Possessive quantifiers: a token never ends in a space or '=', so giving characters back could
+# never help a match; without it a failed match would retry every shorter token.
+_SCHEME = re.compile(rf"\s*+({_TCHAR}++)(?:\s++|\Z)")
+_NAME = re.compile(rf"\s*+({_TCHAR}++)\s*+=\s*+")
+_TOKEN_VALUE = re.compile(rf"{_TCHAR}++")
+_SEPARATOR = re.compile(r"\s*+(,|\Z)")
 _NC = re.compile(r"[0-9a-fA-F]{8}")
 _NONCE_MAC_BYTES = 16
 
@@ -61,7 +73,10 @@ def canonical_algorithm(name: str) -> str:
 
 
 def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
-    """``H(username:realm:password)``, what a registrar may store instead of the password."""
+    """``H(username:realm:password)``, what a registrar may store instead of the password.
+
+    Raises ``AuthError`` for an unknown algorithm or a lone surrogate that stands for no octet.
+    """
     return _h(algorithm, f"{username}:{realm}:{password}")
 
 
@@ -69,8 +84,16 @@ def _h(algorithm: str, data: str | bytes) -> str:
     base = canonical_algorithm(algorithm).removesuffix("-sess")
     hasher = _HASHES.get(base)
     if hasher is None:
-        raise AuthError(f"unsupported digest algorithm {algorithm!r}")
-    return hasher(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+        raise AuthError(f"unsupported digest algorithm {clip(algorithm)}")
+    return hasher(_octets(data) if isinstance(data, str) else data).hexdigest()
+
+
+def _octets(text: str) -> bytes:
+    """The octets ``text`` was decoded from (UTF-8 with ``surrogateescape``, as the SIP layer)."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # the message must not quote the text: it may hold a password
+        raise AuthError("digest input holds a lone surrogate that stands for no octet") from None
 
 
 def _session_ha1(algorithm: str, stored: str, nonce: str, cnonce: str) -> str:
@@ -103,7 +126,7 @@ def _parse_header(value: str) -> dict[str, str]:
     if scheme is None:
         raise AuthError("authentication header does not start with a scheme token")
     if scheme.group(1).lower() != "digest":
-        raise AuthError(f"authentication scheme {scheme.group(1)!r} is not Digest")
+        raise AuthError(f"authentication scheme {clip(scheme.group(1))} is not Digest")
     params: dict[str, str] = {}
     pos, end = scheme.end(), len(value.rstrip())
     while pos < end:
@@ -113,11 +136,11 @@ def _parse_header(value: str) -> dict[str, str]:
         key = name.group(1).lower()
         item, pos = _param_value(value, name.end())
         if key in params:
-            raise AuthError(f"parameter {key!r} appears twice")
+            raise AuthError(f"parameter {clip(key)} appears twice")
         params[key] = item
         separator = _SEPARATOR.match(value, pos)
         if separator is None:
-            raise AuthError(f"expected ',' after parameter {key!r}")
+            raise AuthError(f"expected ',' after parameter {clip(key)}")
         pos = separator.end()
         if separator.group(1) == "," and pos >= end:
             raise AuthError("trailing ',' after the last parameter")
@@ -218,7 +241,10 @@ def authorization(
     ch: Challenge, *, method: str, uri: str, username: str, password: str, cnonce: str, nc: int,
     body: bytes = b"",
 ) -> str:  # fmt: skip
-    """The ``Authorization``/``Proxy-Authorization`` value answering ``ch`` (RFC 2617 §3.2.2)."""
+    """The ``Authorization``/``Proxy-Authorization`` value answering ``ch`` (RFC 2617 §3.2.2).
+
+    Raises ``AuthError`` when ``ch`` cannot be answered or a value cannot be hashed.
+    """
     if not ch.supported:
         raise AuthError(f"cannot answer algorithm {ch.algorithm} with qop {ch.qop}")
     qop = next((q for q in ("auth", "auth-int") if q in ch.qop), None)
@@ -319,6 +345,10 @@ class DigestServer:
             raise ValueError(f"digest algorithm must be one of {ALGORITHMS}")
         if len(secret) < 16 or nonce_ttl <= 0 or max_nonces < 1 or not realm:
             raise ValueError("need a realm, a secret of 16+ bytes, nonce_ttl > 0, max_nonces >= 1")
+        try:
+            _octets(realm)
+        except AuthError as exc:
+            raise ValueError(f"realm: {exc}") from None
         self.realm = realm
         self.algorithm = canonical_algorithm(algorithm)
         self._secret = secret
@@ -337,7 +367,10 @@ class DigestServer:
         self, value: str, *, method: str, request_uri: str,
         lookup_ha1_or_password: Callable[[str], str | None], now: float,
     ) -> VerifyResult:  # fmt: skip
-        """Check an ``Authorization``/``Proxy-Authorization`` value for a request."""
+        """Check an ``Authorization``/``Proxy-Authorization`` value for a request.
+
+        Any value gets a verdict: malformed or unhashable credentials are ``DENIED``.
+        """
         try:
             creds = _Credentials.parse(value)
         except AuthError as exc:
@@ -348,21 +381,34 @@ class DigestServer:
         stored = lookup_ha1_or_password(creds.username)
         if stored is None:
             return VerifyResult(Verdict.DENIED, "unknown user", creds.username)
+        try:
+            expected = self._expected(creds, stored, method)
+        except AuthError as exc:
+            return VerifyResult(Verdict.DENIED, f"unusable credentials: {exc}", creds.username)
+        # surrogatepass encodes any str, so odd octets in the response still compare in
+        # constant time (and never match: the expected response is ASCII hex).
+        given = creds.response.encode("utf-8", "surrogatepass")
+        if not hmac.compare_digest(expected.encode("ascii"), given):
+            return VerifyResult(Verdict.DENIED, "wrong response", creds.username)
+        return self._count(creds, now)
+
+    def _expected(self, creds: _Credentials, stored: str, method: str) -> str:
+        """The response the client should have sent; ``AuthError`` when a value cannot be hashed."""
         if not self._stored_ha1:
             stored = ha1(self.algorithm, creds.username, self.realm, stored)
         key = _session_ha1(self.algorithm, stored, creds.nonce, creds.cnonce)
-        expected = _response(
+        return _response(
             self.algorithm, key, creds.nonce, nc=creds.nc, cnonce=creds.cnonce, qop=creds.qop,
             method=method, uri=creds.uri, body=b"",
         )  # fmt: skip
-        if not hmac.compare_digest(expected.encode(), creds.response.encode("utf-8")):
-            return VerifyResult(Verdict.DENIED, "wrong response", creds.username)
-        return self._count(creds, now)
 
     def _field_problem(self, creds: _Credentials, request_uri: str) -> str | None:
         checks = (
             (creds.realm != self.realm, "wrong realm"),
-            (creds.algorithm != self.algorithm, f"algorithm {creds.algorithm} was not offered"),
+            (
+                creds.algorithm != self.algorithm,
+                f"algorithm {creds.algorithm[:40]} was not offered",
+            ),
             (creds.qop != "auth", "qop=auth is required"),
             (not _NC.fullmatch(creds.nc), "nc must be 8 hex digits"),
             (not creds.cnonce, "cnonce is missing"),
@@ -404,7 +450,7 @@ class DigestServer:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
     def _mac(self, stamp: bytes) -> bytes:
-        message = self.realm.encode("utf-8") + b"\x00" + stamp
+        message = _octets(self.realm) + b"\x00" + stamp
         return hmac.new(self._secret, message, hashlib.sha256).digest()[:_NONCE_MAC_BYTES]
 
     def _nonce_created(self, nonce: str) -> float | None:

@@ -59,3 +59,14 @@ class DialogError(SipError):
 
 class AuthError(SipError):
     """A digest authentication problem: unsupported algorithm, malformed challenge (RFC 8760)."""
+
+
+def clip(text: str | bytes, limit: int = 60) -> str:
+    """``repr`` of at most ``limit`` characters of peer text, for error messages and logs.
+
+    Error messages quote what was wrong; a hostile 60 KB header must not become a 60 KB message
+    (cost, log volume), so only its start is quoted, with the full length.
+    """
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} chars)"

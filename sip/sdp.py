@@ -16,6 +16,11 @@ The model also reads what negotiation needs: the codecs of an ``m=`` line (``rtp
 RFC 3551 §6 static table, plus ``fmtp``), the effective ``c=`` of a stream (RFC 4566 §5.7) and
 its direction attribute (RFC 3264 §5.1). Negotiation itself (RFC 3264) lives in
 :mod:`sip.offer_answer`, which imports this module.
+
+Hostile input: a body is refused beyond ``MAX_SDP_BYTES``, ``MAX_SDP_LINES`` lines or
+``MAX_MEDIA_SECTIONS`` ``m=`` sections, and every step is linear in its line (no regex that can
+backtrack over its input more than once, no rebuilding of growing tuples per line), so any
+body is parsed or refused in time linear in its size.
 """
 
 from __future__ import annotations
@@ -26,25 +31,34 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sip.errors import SdpError
+from sip.errors import SdpError, clip
 
 __all__ = [
-    "MAX_SDP_BYTES", "PCMA", "PCMU", "Attribute", "Bandwidth", "Codec", "Connection", "Direction",
-    "MediaDescription", "Origin", "SessionDescription", "Timing",
+    "MAX_MEDIA_SECTIONS", "MAX_SDP_BYTES", "MAX_SDP_LINES", "PCMA", "PCMU", "Attribute",
+    "Bandwidth", "Codec", "Connection", "Direction", "MediaDescription", "Origin",
+    "SessionDescription", "Timing",
 ]  # fmt: skip
 
 MAX_SDP_BYTES = 65_536
+# Far above any real offer (a few dozen lines, a handful of streams); a peer sending more only
+# makes the answer (one m= line per offered one, RFC 3264 §6) and every later step cost more.
+MAX_SDP_LINES = 1_000
+MAX_MEDIA_SECTIONS = 64
 _G711_RATE = 8000
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]++")
+_PROTO = re.compile(r"[A-Za-z0-9_\-.]++(?:/[A-Za-z0-9_\-.]++)*+")
 # RFC 4566 §5 line order; "r" shares the rank of "t" because it follows the t= it repeats.
 _SESSION_RANK = {
     "v": 0, "o": 1, "s": 2, "i": 3, "u": 4, "e": 5, "p": 6, "c": 7, "b": 8, "t": 9, "r": 9,
     "z": 10, "k": 11, "a": 12,
 }  # fmt: skip
 _MEDIA_RANK = {"i": 1, "c": 2, "b": 3, "k": 4, "a": 5}
-# RFC 1123 host name whose top label starts with a letter, so "300.1.1.1" is no host name.
-_HOSTNAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z][A-Za-z0-9-]*\.?")
+# RFC 1123 host name labels (no hyphen at either end); the top label starts with a letter, so
+# "300.1.1.1" is no host name. Checked label by label (``_is_hostname``) with flat possessive
+# patterns: one pattern over the whole name nests quantifiers, which is hard to prove linear.
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]++(?<!-)")
+_TOP_LABEL = re.compile(r"[A-Za-z][A-Za-z0-9-]*+")
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _ONCE = frozenset("vosiuczk")
 _EXTRA = frozenset("iuepzk")
@@ -314,7 +328,7 @@ class _Reader:
         self.session = self.level = _Level(_SESSION_RANK)
         self.origin: Origin | None = None
         self.name = ""
-        self.times: list[Timing] = []
+        self.times: list[tuple[int, int, list[str]]] = []  # t= start, stop, its r= lines
         self.media: list[tuple[MediaDescription, _Level]] = []
 
     def feed(self, line: str) -> None:
@@ -328,6 +342,8 @@ class _Reader:
         if kind == "m":
             if "t" not in self.session.seen:
                 raise SdpError("m= before the required t= line")
+            if len(self.media) >= MAX_MEDIA_SECTIONS:
+                raise SdpError(f"more than {MAX_MEDIA_SECTIONS} m= sections")
             self.level = _Level(_MEDIA_RANK)
             self.media.append((_parse_m(value), self.level))
             return
@@ -357,13 +373,12 @@ class _Reader:
 
     def _on_t(self, value: str) -> None:
         start, stop = _fields(value, 2, "t=")
-        self.times.append(Timing(_decimal(start, "t= start"), _decimal(stop, "t= stop")))
+        self.times.append((_decimal(start, "t= start"), _decimal(stop, "t= stop"), []))
 
     def _on_r(self, value: str) -> None:
         if not self.times or not value:
             raise SdpError("r= must follow a t= line and have a value")
-        last = self.times[-1]
-        self.times[-1] = Timing(last.start, last.stop, (*last.repeats, value))
+        self.times[-1][2].append(value)
 
     def _on_c(self, value: str) -> None:
         net, addr_type, address = _fields(value, 3, "c=")
@@ -407,8 +422,9 @@ class _Reader:
             )  # fmt: skip
         _direction_of(self.session.attributes)
         s = self.session
+        times = tuple(Timing(start, stop, tuple(repeats)) for start, stop, repeats in self.times)
         return SessionDescription(
-            self.origin, self.name, s.connection, tuple(self.times),
+            self.origin, self.name, s.connection, times,
             tuple(media), tuple(s.attributes), tuple(s.bandwidths), tuple(s.extra),
         )  # fmt: skip
 
@@ -426,13 +442,14 @@ def _parse(data: bytes) -> SessionDescription:
         lines.pop()
     if not lines:
         raise SdpError("SDP body is empty")
+    if len(lines) > MAX_SDP_LINES:
+        raise SdpError(f"SDP body of {len(lines)} lines exceeds {MAX_SDP_LINES}")
     reader = _Reader()
     for lineno, line in enumerate(lines, start=1):
         try:
             reader.feed(line)
         except SdpError as exc:
-            shown = line if len(line) <= 60 else line[:57] + "..."
-            raise SdpError(f"SDP line {lineno}: {exc}: {shown!r}") from None
+            raise SdpError(f"SDP line {lineno}: {exc}: {clip(line)}") from None
     return reader.finish()
 
 
@@ -460,18 +477,24 @@ def _unicast(address: str, addr_type: str, what: str) -> str:
     try:
         _ADDR_TYPES[addr_type](address)
     except ValueError:
-        if len(address) > 253 or not _HOSTNAME.fullmatch(address):
+        if len(address) > 253 or not _is_hostname(address):
             raise SdpError(
                 f"{what} address is neither an {addr_type} literal nor a host name"
             ) from None
     return address
 
 
+def _is_hostname(text: str) -> bool:
+    """An RFC 1123 host name (optionally ending in '.') whose top label starts with a letter."""
+    *labels, top = text.removesuffix(".").split(".")
+    return bool(_TOP_LABEL.fullmatch(top)) and all(_LABEL.fullmatch(label) for label in labels)
+
+
 def _check_nettype(net: str, addr_type: str) -> None:
     if net != "IN":
-        raise SdpError(f"network type {net!r} is not IN")
+        raise SdpError(f"network type {clip(net)} is not IN")
     if addr_type not in _ADDR_TYPES:
-        raise SdpError(f"address type {addr_type!r} is not IP4 or IP6")
+        raise SdpError(f"address type {clip(addr_type)} is not IP4 or IP6")
 
 
 def _parse_m(value: str) -> MediaDescription:
@@ -485,7 +508,7 @@ def _parse_m(value: str) -> MediaDescription:
     if count == 0:
         raise SdpError("m= port count must be at least 1")
     _token(media, "m= media")
-    if not re.fullmatch(r"[A-Za-z0-9_\-.]+(/[A-Za-z0-9_\-.]+)*", proto):
+    if not _PROTO.fullmatch(proto):
         raise SdpError("m= proto is not a token list such as RTP/AVP")
     for fmt in formats:
         if "RTP/" in proto:

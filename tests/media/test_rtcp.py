@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from media import rtcp
@@ -102,6 +102,113 @@ others = (
 def test_parse_of_build_is_identity(first: Any, rest: list[Any]) -> None:
     packets = [first, *rest]
     assert rtcp.parse_compound(rtcp.build_compound(packets)) == packets
+
+
+# ------------------------------------------------------------------ parse → build → parse
+
+# Long ones too: 86+ octets that are not UTF-8 broke the build (the vectors below).
+_octets = st.binary(max_size=255) | st.binary(min_size=86, max_size=255)
+_Body = tuple[int, int, bytes]  # packet type, count, body
+
+
+@st.composite
+def _reports(draw: st.DrawFn) -> _Body:
+    """SR or RR with a few report blocks and perhaps extension octets (§6.4.1)."""
+    pt, count = draw(st.sampled_from([200, 201])), draw(st.integers(0, 3))
+    size = (24 if pt == 200 else 4) + 24 * count
+    return pt, count, draw(st.binary(min_size=size, max_size=size + 12))
+
+
+@st.composite
+def _sdes(draw: st.DrawFn) -> _Body:
+    """SDES chunks of arbitrary items (CNAME or not, any octets), each null-terminated."""
+    items = st.lists(st.tuples(st.just(1) | st.integers(2, 255), _octets), max_size=3)
+    chunks = draw(st.lists(st.tuples(u32, items), max_size=4))
+    body = b""
+    for ssrc, chunk_items in chunks:
+        chunk = ssrc.to_bytes(4, "big")
+        chunk += b"".join(bytes((kind, len(text))) + text for kind, text in chunk_items) + b"\0"
+        body += chunk + bytes(-len(chunk) % 4)
+    return 202, len(chunks), body
+
+
+@st.composite
+def _byes(draw: st.DrawFn) -> _Body:
+    ssrcs = draw(st.lists(u32, max_size=4))
+    reason = draw(st.none() | _octets)
+    body = b"".join(s.to_bytes(4, "big") for s in ssrcs)
+    if reason is not None:
+        body += bytes((len(reason),)) + reason
+    return 203, len(ssrcs), body
+
+
+_anything = st.tuples(st.integers(0, 255), st.integers(0, 31), st.binary(max_size=80))
+
+
+@st.composite
+def _datagrams(draw: st.DrawFn) -> bytes:
+    """Compounds that often parse: SR/RR first, then anything, perhaps padded at the end."""
+    parts = [draw(_reports() | _anything)]
+    parts += draw(st.lists(_reports() | _sdes() | _byes() | _anything, max_size=3))
+    out = b""
+    for i, (pt, count, raw) in enumerate(parts):
+        body = raw + bytes(-len(raw) % 4)
+        padded = i == len(parts) - 1 and draw(st.booleans())
+        if padded:  # RFC 3550 §6.1: the last octet counts the octets to strip, itself included
+            body += bytes(4)
+            body = body[:-1] + bytes((draw(st.integers(1, min(len(body), 255))),))
+        b0 = 0x80 | (0x20 if padded else 0) | count
+        out += bytes((b0, pt)) + (len(body) // 4).to_bytes(2, "big") + body
+    return out
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=200) | _datagrams())
+def test_whatever_parses_builds_back_to_the_same_packets(data: bytes) -> None:
+    """Any bytes: if ``parse_compound`` accepts them, ``build_compound`` can rebuild them."""
+    try:
+        packets = rtcp.parse_compound(data)
+    except MediaParseError:
+        return
+    assert rtcp.parse_compound(rtcp.build_compound(packets)) == packets
+
+
+# Found by fuzzing: each of these parsed, but could not be built again or came back changed.
+APP_PADDED = "80c90001 00000001  a3cc0002 41424344 45000003"
+CNAME_86_OCTETS = "80c90001 00000001  81ca0018 00000002 0156" + "ff" * 86 + "00000000"
+BYE_REASON_100_OCTETS = "80c90001 00000001  81cb001b 00000003 64" + "fe" * 100 + "000000"
+
+
+def test_unknown_packet_with_padding_builds_with_padding_again() -> None:
+    data = _hex(APP_PADDED)
+    packets = rtcp.parse_compound(data)
+    assert packets == [ReceiverReport(1), RtcpUnknown(204, 3, b"ABCDE")]
+    assert rtcp.build_compound(packets) == data  # RFC 3550 §6.1: P bit, last octet counts 3
+
+
+def test_cname_of_86_non_utf8_octets_round_trips_losslessly() -> None:
+    data = _hex(CNAME_86_OCTETS)
+    rr, sdes = rtcp.parse_compound(data)
+    assert sdes == SourceDescription(((2, "\udcff" * 86),))  # the octets, surrogate-escaped
+    assert rtcp.build_compound([rr, sdes]) == data
+
+
+def test_bye_reason_of_100_non_utf8_octets_comes_back_whole() -> None:
+    data = _hex(BYE_REASON_100_OCTETS)
+    rr, bye = rtcp.parse_compound(data)
+    assert bye == Bye((3,), "\udcfe" * 100)
+    assert rtcp.build_compound([rr, bye]) == data
+
+
+def test_build_refuses_what_it_cannot_put_on_the_wire() -> None:
+    with pytest.raises(MediaConfigError, match="only allowed on the last packet"):
+        rtcp.build_compound([ReceiverReport(1), RtcpUnknown(204, 0, b"abc"), Bye((1,))])
+    with pytest.raises(MediaConfigError, match="BYE reason of 256 bytes exceeds 255"):
+        bytes(Bye((1,), "x" * 256))
+    with pytest.raises(MediaConfigError, match="SDES CNAME holds a lone surrogate"):
+        bytes(SourceDescription(((1, "\ud800"),)))
+    with pytest.raises(MediaConfigError, match="BYE reason holds a lone surrogate"):
+        bytes(Bye((1,), "\ud800"))
 
 
 @given(st.binary(max_size=120))
