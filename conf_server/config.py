@@ -110,13 +110,20 @@ class RtpSettings:
 
 @dataclass(frozen=True, slots=True)
 class SecuritySettings:
-    """Access-code guessing protection across calls (per source address and caller number)."""
+    """Access-code guessing protection across calls (per source address and caller number).
+
+    The ``shared_*`` keys say when a caller id from a ``trusted`` source is a shared one (a PBX
+    main number) and so no lockout key: see ``conf_server.domain.lockout``.
+    """
 
     failures: int = 10
     window: float = 600.0
     cooling_off: float = 900.0
     did_failures: int = 50
     trusted: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    shared_caller_calls: int = 2  # calls up at once (one of them let in); 0: never detected
+    shared_caller_memory: float = 86_400.0
+    shared_callers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +188,9 @@ class Settings:
         sec = self.security
         if sec.failures < 1 or sec.did_failures < 1:
             raise ValueError("failures and did_failures must be at least 1")
-        _positive(sec.window, sec.cooling_off)
+        _positive(sec.window, sec.cooling_off, sec.shared_caller_memory)
+        if sec.shared_caller_calls < 0:
+            raise ValueError("shared_caller_calls must be 0 (off) or more")
         for net in sec.trusted:
             ipaddress.ip_network(net, strict=False)
 

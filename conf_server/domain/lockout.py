@@ -11,16 +11,52 @@ three keys of the call that failed:
   attacker lock everyone out. Its higher ``did_threshold`` only raises a security event, at most
   once per ``window``, for an operator to look at.
 
-Exempt from counting: source addresses in the ``trusted`` networks (a PSTN gateway carries many
-callers from one address; its callers are still counted by number), and caller identities that
-identify nobody (anonymous, empty) — otherwise one hidden-number attacker locks every hidden
-number out.
+Which identities are keys
+-------------------------
+A lock must stop a guesser without turning one caller's mistakes into a denial of service for
+everyone who shows the same identity. So a call's identities are keys only when they name one
+party:
+
+==================  ==================  ===========================  ===========================
+source \\ caller     withheld            shared                       unique
+==================  ==================  ===========================  ===========================
+trusted             (none)              (none)                       caller
+untrusted           ip                  ip, caller                   ip, caller
+==================  ==================  ===========================  ===========================
+
+* A **trusted** source (``trusted`` networks: the PSTN gateway, SBC or PBX trunk that carries
+  many callers from one address) is never a key; its callers are keys by number.
+* A **withheld** caller, one of ``UNIDENTIFIED_CALLERS`` (anonymous, unknown, restricted,
+  private, unavailable, withheld, empty; case and spaces ignored), is never a key, from any
+  source: otherwise one hidden-number guesser locks every hidden number out.
+* A **shared** caller, *from a trusted source only*, is not a key either: a PBX main number or a
+  trunk's default caller id names a switchboard, not a person. A caller identity is shared when
+  it is listed in ``shared_callers``, or when ``shared_caller_calls`` (default 2) calls carrying
+  it from trusted sources were up at the same time and at least one of them had passed the IVR
+  (``call_admitted``: its code, and PIN, accepted) — evidence that different people who know
+  their codes dial from that number. It stays shared for ``shared_caller_memory`` seconds
+  (default a day) after it was last seen so; ``shared_caller_calls = 0`` turns detection off.
+  The same number from an untrusted source is counted and locked like any other.
+
+A caller that is not a key is neither counted nor refused: a caller lock that started before the
+sharing was seen does not refuse a trusted call carrying it. Parallel guessing calls under one
+number never pass the IVR, so they are not taken for a shared number and are locked as before.
+A guesser behind a withheld or shared identity is still stopped: the IVR ends its call after
+``call_operator_after`` wrong codes (``security.attempts_exhausted``), each new call starts that
+count again, and every failure still counts against the DID (``security.did_under_attack``).
+Until a quiet trunk's main number has been seen shared a guesser on it locks it like a unique
+number; an operator who knows the number lists it in ``shared_callers``.
+
+To see sharing the runtime reports a call's life: ``call_started`` before ``check``,
+``call_admitted`` when the IVR lets it in, ``call_ended`` when it goes. Only calls from trusted
+sources with an identified caller are tracked.
 
 Memory is bounded whatever an attacker sends: each key keeps at most ``threshold`` timestamps
 (the window holds ``threshold`` failures iff the oldest of the last ``threshold`` is inside it),
 and each kind of key tracks at most ``max_keys`` keys, forgetting the least recently failed one
 first. Locks live in their own table, capped the same way, so a flood of fresh keys evicts
-counters before it can evict a lock.
+counters before it can evict a lock. Tracked calls and shared marks are capped at ``max_keys``
+too (the oldest call is forgotten first).
 
 Pure: time is the caller's ``now`` (monotonic seconds); nothing here does I/O.
 """
@@ -59,6 +95,7 @@ class SecurityKind(Enum):
     LOCKOUT_STARTED = "lockout_started"
     DID_UNDER_ATTACK = "did_under_attack"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+    CALLER_SHARED = "caller_shared"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +105,8 @@ class SecurityEvent:
     kind: SecurityKind
     keys: tuple[tuple[Scope, str], ...]
     until: float | None = None
-    """End of the cooling-off for ``LOCKOUT_STARTED`` (monotonic seconds), else None."""
+    """End of the cooling-off for ``LOCKOUT_STARTED``, or of the sharing for ``CALLER_SHARED``
+    (monotonic seconds), else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +124,18 @@ def _parse_networks(networks: tuple[str, ...]) -> tuple[IpNetwork, ...]:
         raise LockoutConfigError(f"trusted: {exc}") from exc
 
 
+def is_withheld(caller: str) -> bool:
+    """Whether a caller identity names nobody (``UNIDENTIFIED_CALLERS``, case and spaces aside)."""
+    return caller.strip().lower() in UNIDENTIFIED_CALLERS
+
+
 @dataclass(frozen=True, slots=True)
 class LockoutPolicy:
-    """Thresholds; the defaults are 10 failures in 10 minutes → 15 minutes of cooling-off."""
+    """Thresholds; the defaults are 10 failures in 10 minutes → 15 minutes of cooling-off.
+
+    ``shared_caller_calls``, ``shared_caller_memory`` and ``shared_callers`` say which caller
+    identities from trusted sources are shared (see the module docstring); 0 calls: never seen.
+    """
 
     threshold: int = 10
     window: float = 600.0
@@ -96,13 +143,20 @@ class LockoutPolicy:
     did_threshold: int = 50
     max_keys: int = 10_000
     trusted: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    shared_caller_calls: int = 2
+    shared_caller_memory: float = 86_400.0
+    shared_callers: tuple[str, ...] = ()
     trusted_networks: tuple[IpNetwork, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("threshold", "did_threshold", "max_keys"):
             if getattr(self, name) < 1:
                 raise LockoutConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("window", "cooling_off"):
+        if self.shared_caller_calls < 0:
+            raise LockoutConfigError(
+                f"shared_caller_calls must be 0 (off) or more, got {self.shared_caller_calls}"
+            )
+        for name in ("window", "cooling_off", "shared_caller_memory"):
             if not getattr(self, name) > 0:
                 raise LockoutConfigError(f"{name} must be positive, got {getattr(self, name)}")
         # Parsed once here so that every check is a cheap membership test.
@@ -169,6 +223,61 @@ class _Scoped:
     deadlines: _Deadlines
 
 
+@dataclass(slots=True)
+class _Tally:
+    """The tracked calls of one caller identity: up, and up after passing the IVR."""
+
+    up: int = 0
+    admitted: int = 0
+
+
+class _LiveCalls:
+    """Calls up from trusted sources with an identified caller, LRU-bounded to ``max_calls``.
+
+    A call that is forgotten (evicted, or never reported ended) only weakens the evidence of
+    sharing; it never adds to it.
+    """
+
+    def __init__(self, max_calls: int) -> None:
+        self._max_calls = max_calls
+        self._calls: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # id → caller, admitted
+        self._tallies: dict[str, _Tally] = {}
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def tally(self, caller: str) -> _Tally:
+        return self._tallies.get(caller) or _Tally()
+
+    def start(self, call_id: str, caller: str) -> None:
+        self.end(call_id)
+        while len(self._calls) >= self._max_calls:
+            self.end(next(iter(self._calls)))
+        self._calls[call_id] = (caller, False)
+        self._tallies.setdefault(caller, _Tally()).up += 1
+
+    def admit(self, call_id: str) -> str | None:
+        """Mark a tracked call as let in; its caller, or None when untracked or already in."""
+        entry = self._calls.get(call_id)
+        if entry is None or entry[1]:
+            return None
+        caller = entry[0]
+        self._calls[call_id] = (caller, True)
+        self._tallies[caller].admitted += 1
+        return caller
+
+    def end(self, call_id: str) -> None:
+        entry = self._calls.pop(call_id, None)
+        if entry is None:
+            return
+        caller, admitted = entry
+        tally = self._tallies[caller]
+        tally.up -= 1
+        tally.admitted -= int(admitted)
+        if tally.up == 0:
+            del self._tallies[caller]
+
+
 class Lockout:
     """Counts failures across calls and answers whether a new call may proceed."""
 
@@ -184,10 +293,14 @@ class Lockout:
             )
             for scope in Scope
         }
+        self._live = _LiveCalls(p.max_keys)
+        self._shared = _Deadlines(p.max_keys)
+        self._listed = frozenset(p.shared_callers)
 
     def tracked_keys(self) -> int:
-        """How many keys are held in memory (counters and deadlines), for bounds and metrics."""
-        return sum(len(s.counter) + len(s.deadlines) for s in self._scopes.values())
+        """How many keys are held in memory (counters, deadlines, tracked calls, shared marks)."""
+        scoped = sum(len(s.counter) + len(s.deadlines) for s in self._scopes.values())
+        return scoped + len(self._live) + len(self._shared)
 
     def is_trusted(self, ip: str) -> bool:
         """Whether ``ip`` lies in a trusted network; unparsable addresses are not trusted."""
@@ -197,18 +310,59 @@ class Lockout:
             return False
         return any(address in net for net in self.policy.trusted_networks)
 
-    def _keys(self, ip: str, caller: str, did: str) -> list[tuple[Scope, str]]:
-        """The (scope, key) pairs of a call that are counted and may be locked."""
-        keys: list[tuple[Scope, str]] = []
-        if not self.is_trusted(ip):
-            keys.append((Scope.IP, ip))
-        if caller.strip().lower() not in UNIDENTIFIED_CALLERS:
+    def is_shared(self, caller: str, now: float) -> bool:
+        """Whether ``caller`` is a shared identity (listed, or seen shared lately).
+
+        Only calls from trusted sources are exempted for it; see the module docstring.
+        """
+        return caller in self._listed or self._shared.active(caller, now) is not None
+
+    def _keys(self, ip: str, caller: str, now: float) -> list[tuple[Scope, str]]:
+        """The (scope, key) pairs of a call that are counted and may be locked (the table)."""
+        trusted = self.is_trusted(ip)
+        keys = [] if trusted else [(Scope.IP, ip)]
+        if not (is_withheld(caller) or (trusted and self.is_shared(caller, now))):
             keys.append((Scope.CALLER, caller))
         return keys
 
+    # --- the life of a call, for sharing ------------------------------------------------------
+
+    def call_started(self, call_id: str, ip: str, caller: str, now: float) -> list[SecurityEvent]:
+        """A new call, reported before its ``check``; a ``CALLER_SHARED`` event when it shows
+        its caller to be shared. Only trusted sources with an identified caller are tracked."""
+        if not self.is_trusted(ip) or is_withheld(caller):
+            return []
+        self._live.start(call_id, caller)
+        return self._see_sharing(caller, now)
+
+    def call_admitted(self, call_id: str, now: float) -> list[SecurityEvent]:
+        """The call passed the IVR (code and PIN accepted); may show its caller to be shared."""
+        caller = self._live.admit(call_id)
+        return [] if caller is None else self._see_sharing(caller, now)
+
+    def call_ended(self, call_id: str) -> None:
+        """The call is gone (any call; untracked ones are ignored)."""
+        self._live.end(call_id)
+
+    def _see_sharing(self, caller: str, now: float) -> list[SecurityEvent]:
+        """Mark ``caller`` shared while ``shared_caller_calls`` tracked calls carry it at once,
+        one of them admitted; an event only when it was not shared already."""
+        needed = self.policy.shared_caller_calls
+        tally = self._live.tally(caller)
+        if needed == 0 or tally.up < needed or tally.admitted < 1 or caller in self._listed:
+            return []
+        fresh = not self.is_shared(caller, now)
+        until = now + self.policy.shared_caller_memory
+        self._shared.set(caller, until)
+        if not fresh:
+            return []
+        return [SecurityEvent(SecurityKind.CALLER_SHARED, ((Scope.CALLER, caller),), until)]
+
+    # --- failures and checks ------------------------------------------------------------------
+
     def check(self, ip: str, caller: str, did: str, now: float) -> Locked | None:
         """For a new call: the lock that refuses it, or None when it may go on."""
-        for scope, key in self._keys(ip, caller, did):
+        for scope, key in self._keys(ip, caller, now):
             until = self._scopes[scope].deadlines.active(key, now)
             if until is not None:
                 return Locked(scope, until)
@@ -217,7 +371,7 @@ class Lockout:
     def record_failure(self, ip: str, caller: str, did: str, now: float) -> list[SecurityEvent]:
         """Count one wrong code or PIN; one event per lockout that starts (and per DID alert)."""
         events: list[SecurityEvent] = []
-        for scope, key in self._keys(ip, caller, did):
+        for scope, key in self._keys(ip, caller, now):
             scoped = self._scopes[scope]
             if scoped.counter.add(key, now) and scoped.deadlines.active(key, now) is None:
                 until = now + self.policy.cooling_off

@@ -14,7 +14,10 @@ The actions map to the runtime through ``_handle_<action>`` methods:
 * ``PlayPrompt`` → the call's ``Speaker`` (exclusive: the caller hears only the prompt), with
   ``PromptFinished`` fed back when it ends; ``StopPrompt`` cuts it (barge-in);
 * ``StartTimer``/``CancelTimer`` → the conference's event-loop timers, keyed by call and name;
-* ``CheckLockout``/``RecordFailure`` → the process-wide ``Lockout`` (``SecurityEvent`` lines);
+* ``CheckLockout``/``RecordFailure`` → the process-wide ``Lockout`` (``SecurityEvent`` lines).
+  The lockout also learns the call's life, to tell a trunk's shared caller id from one caller's
+  (``domain.lockout``): ``call_started`` just before the check, ``call_admitted`` at ``Join``,
+  ``call_ended`` when the call goes, whatever state it is in (``security.caller_shared``);
 * ``LookupCode``/``LookupPin`` → store queries in a task of the call (``CallManager.spawn``),
   answered with ``CodeLookedUp``/``PinChecked``; the code and PIN never reach a log line;
 * ``Join`` → the conference's join (the meeting service takes over); ``Hangup`` → BYE once the
@@ -33,7 +36,7 @@ from typing import Any, ClassVar, Final, Protocol
 
 from conf_server.domain import ivr
 from conf_server.domain.attributes import Role
-from conf_server.domain.lockout import Lockout, SecurityEvent
+from conf_server.domain.lockout import Lockout, SecurityEvent, SecurityKind
 from conf_server.runtime.conference_media import PromptLibrary, Speaker
 
 # A timer key: (call id, timer name); the conference keeps one loop timer per key.
@@ -87,6 +90,7 @@ class IvrCall:
         self.last_key_at: float | None = None
         self._inputs: deque[ivr.Input] = deque()
         self._running = False
+        self._gone = False  # the call ended: nothing may start any more
 
     @property
     def active(self) -> bool:
@@ -94,6 +98,8 @@ class IvrCall:
         return self.session.state not in SKIP_STATES
 
     def start(self, settings: ivr.IvrSettings) -> None:
+        if self._gone:
+            return
         call = self.call
         self.feed(ivr.CallStarted(call.did, call.caller, call.source_ip, settings))
 
@@ -102,7 +108,9 @@ class IvrCall:
         self.feed(ivr.DigitPressed(key))
 
     def hung_up(self) -> None:
-        """The caller left while in the IVR: disarm and cut whatever was playing."""
+        """The call ended: the lockout forgets it; in the IVR, disarm and cut the prompt."""
+        self._gone = True
+        self.host.lockout.call_ended(self.call.id)
         if self.active and self.session.state is not ivr.State.IDLE:
             self.feed(ivr.CallerHungUp())
 
@@ -150,9 +158,9 @@ class IvrCall:
         self.host.cancel_timer((self.call.id, action.name))
 
     def _handle_check_lockout(self, action: ivr.CheckLockout) -> None:
-        locked = self.host.lockout.check(
-            action.source_ip, action.caller, action.did, self.host.now()
-        )
+        lockout, now = self.host.lockout, self.host.now()
+        self._log_shared(lockout.call_started(self.call.id, action.source_ip, action.caller, now))
+        locked = lockout.check(action.source_ip, action.caller, action.did, now)
         if locked is not None:
             self.call.log.warning(
                 "security.call_refused", scope=locked.scope.value, until=round(locked.until, 1)
@@ -187,7 +195,18 @@ class IvrCall:
             self.host.security(self.call, event)
 
     def _handle_join(self, action: ivr.Join) -> None:
+        self._log_shared(self.host.lockout.call_admitted(self.call.id, self.host.now()))
         self.host.joined_by_ivr(self.call, self.room, action.role)
+
+    def _log_shared(self, events: list[SecurityEvent]) -> None:
+        """``CALLER_SHARED``: informational, the caller id is no lockout key for a while."""
+        for event in events:
+            if event.kind is not SecurityKind.CALLER_SHARED or event.until is None:
+                self.host.security(self.call, event)
+                continue
+            ((_, caller),) = event.keys
+            shared_for = round(event.until - self.host.now(), 1)
+            self.call.log.info("security.caller_shared", caller=caller, shared_for=shared_for)
 
     def _handle_hangup(self, action: ivr.Hangup) -> None:
         self.call.log.info("ivr.hangup", reason=action.reason.value)

@@ -124,6 +124,9 @@ class Server:
                 cooling_off=sec.cooling_off,
                 did_threshold=sec.did_failures,
                 trusted=sec.trusted,
+                shared_caller_calls=sec.shared_caller_calls,
+                shared_caller_memory=sec.shared_caller_memory,
+                shared_callers=sec.shared_callers,
             )
         )
         self.conference = Conference(store, self.engine, _load_audio(self.engine), lockout=lockout)

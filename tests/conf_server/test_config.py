@@ -46,6 +46,9 @@ def test_file_values_and_overrides_apply_in_order(tmp_path: Path) -> None:
         ("[sip\n", "c.toml: not valid TOML"),
         ("[security]\nfailures = 0\n", "c.toml: security: failures and did_failures"),
         ("[security]\ntrusted = ['10.0.0.0/33']\n", "c.toml: security: "),
+        ("[security]\nshared_caller_calls = -1\n", "c.toml: security: shared_caller_calls"),
+        ("[security]\nshared_caller_memory = 0\n", "c.toml: security: times must be positive"),
+        ("[security]\nshared_callers = '+1555'\n", "c.toml: security.shared_callers: expected a"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:

@@ -443,3 +443,34 @@ async def test_entry_tone_leaves_the_entrant_out(
     await rig.enter(second, "2222#")
     tones = [e for e in rig.engine.log if e[0] == "play_meeting"]
     assert tones == [("play_meeting", "100001", ["tone"], (second.leg,))]
+
+
+async def test_a_trunks_shared_caller_id_is_not_locked_out_by_one_guesser(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]]
+) -> None:
+    rig = Rig(store, library)
+    lockout = Lockout(LockoutPolicy(threshold=3, trusted=("192.0.2.0/24",)))  # the rig's peer
+    rig.conference.lockout = lockout
+    main = "+15551230000"  # the PBX sends every call with its main number
+    with structlog.testing.capture_logs() as logs:
+        member = await rig.answer("member", caller=main)
+        await rig.enter(member, "2222#")
+        guesser = await rig.answer("guesser", caller=main)
+        await rig.enter(guesser, "9999#")
+        for _ in range(2):
+            assert rig.engine.finish(guesser.leg) == ["invalid_code", "enter_access_code"]
+            await rig.keys(guesser, "9998#")
+        assert rig.engine.finish(guesser.leg) == ["invalid_code", "too_many_attempts", "goodbye"]
+        assert rig.manager.hung_up == ["guesser"]
+        rig.manager.end(member, "remote_bye")
+        after = await rig.answer("after", caller=main)
+        await rig.enter(after, "2222#")
+    assert rig.conference.service.room_of("after") == "100001"
+    names = [line["event"] for line in logs if line["event"].startswith("security.")]
+    assert names == ["security.caller_shared", "security.attempts_exhausted"]
+    (shared,) = [line for line in logs if line["event"] == "security.caller_shared"]
+    assert (shared["caller"], shared["call_id"], shared["shared_for"]) == (main, "guesser", 86400.0)
+    # Every call that ended was forgotten: one call up, one shared mark, the DID's count.
+    assert lockout.tracked_keys() == 3
+    rig.manager.end(after, "remote_bye")
+    assert lockout.tracked_keys() == 2
