@@ -250,6 +250,9 @@ class InviteServer(Transaction):
         (_S.PROCEEDING, _I.SEND_2XX): (_S.ACCEPTED, (Step.SEND, _T.L)),
         (_S.PROCEEDING, _I.SEND_FINAL): (_S.COMPLETED, (Step.SEND, _T.G, _T.H)),
         (_S.PROCEEDING, _I.TRANSPORT_ERROR): (_S.TERMINATED, _TERMINATE_ON_ERROR),
+        # An ACK before any final answer acknowledges nothing: a peer's error (found by
+        # fuzzing), absorbed like any stray ACK, which is never answered (§17.2.3).
+        (_S.PROCEEDING, _I.ACK): (_S.PROCEEDING, ()),
         (_S.COMPLETED, _I.REQUEST): (_S.COMPLETED, (Step.RESEND,)),
         (_S.COMPLETED, _I.ACK): (_S.CONFIRMED, (_STOP, _T.I)),
         (_S.COMPLETED, _T.G): (_S.COMPLETED, (Step.RETRANSMIT,)),
