@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
+from sip.limits import Limits
+
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the file and key."""
@@ -93,6 +95,7 @@ class SipSettings:
     max_transactions: int = 20_000
     max_dialogs: int = 5_000
     max_tcp_connections: int = 1_000
+    max_message_size: int = 16_384
     guard: GuardSettings = field(default_factory=GuardSettings)
 
 
@@ -174,6 +177,7 @@ class Settings:
             ("log.format", lambda: _one_of(self.log.format, ("auto", "json", "console"))),
             ("log.level", lambda: _one_of(self.log.level, ("debug", "info", "warning", "error"))),
             ("sip.t1", lambda: _positive(self.sip.t1, self.sip.t2, self.sip.t4)),
+            ("sip.max_message_size", lambda: Limits(max_message=self.sip.max_message_size)),
             ("rtp.realtime_priority", lambda: _priority(self.rtp.realtime_priority)),
             ("security", self._check_security),
         ]

@@ -63,3 +63,39 @@ def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """A logger carrying ``component=name``; bind call context on it."""
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
     return logger
+
+
+class Throttled:
+    """One event that a stranger can trigger at will (a malformed SIP datagram, a drop): at most
+    ``per_second`` lines a second, the rest counted into the next line's ``suppressed`` field.
+
+    A flood then costs a few lines a second instead of one line per datagram, and the operator
+    still sees how many there were.
+    """
+
+    __slots__ = ("_logger", "_sent", "_suppressed", "_window", "event", "level", "per_second")
+
+    def __init__(
+        self, logger: Any, event: str, *, level: str = "info", per_second: int = 10
+    ) -> None:
+        self._logger = logger
+        self.event = event
+        self.level = level
+        self.per_second = per_second
+        self._window = float("-inf")
+        self._sent = 0
+        self._suppressed = 0
+
+    def __call__(self, now: float, **fields: Any) -> bool:
+        """Log (True) or count (False) one occurrence at monotonic time ``now``."""
+        if now - self._window >= 1.0:
+            self._window, self._sent = now, 0
+        if self._sent >= self.per_second:
+            self._suppressed += 1
+            return False
+        self._sent += 1
+        if self._suppressed:
+            fields["suppressed"] = self._suppressed
+            self._suppressed = 0
+        getattr(self._logger, self.level)(self.event, **fields)
+        return True

@@ -23,7 +23,9 @@ Calls out (UAC): ``invite`` returns a ``CallHandle``; ``ProvisionalReceived``, `
 or ``CallFailed`` follow.  ``hangup`` takes a ``DialogId`` (BYE) or a ``CallHandle`` (CANCEL);
 ``reinvite`` and ``request`` act inside a dialog (``ReInviteAnswered``, ``RequestCompleted``).
 
-Protection: datagrams over ``max_datagram`` are dropped; new requests pass the ``Guard``
+Protection: ``config.limits`` (sip/limits.py) bounds what is parsed: a message over
+``max_message`` octets is answered 513 Message Too Large when its first octets hold a readable
+Via, else dropped (``RequestDropped`` "oversize"); new requests pass the ``Guard``
 (scanner User-Agents and per-source rate, dropped silently with ``RequestDropped``); full tables
 answer 503 + Retry-After statelessly.  Every refusal of ours is reported as ``MessageRejected``.
 """
@@ -36,7 +38,7 @@ from sip.endpoint_base import ClientEntry, EndpointConfig, ServerEntry, TimerOwn
 from sip.endpoint_uac import UacSide
 from sip.endpoint_uas import UasSide
 from sip.errors import ParseError
-from sip.events import Address, Event, Outgoing, RequestDropped
+from sip.events import Address, Event, Outgoing
 from sip.message import Response, parse_message
 
 __all__ = ["EndpointConfig", "SipEndpoint"]
@@ -49,13 +51,10 @@ class SipEndpoint(UasSide, UacSide):
         self, data: bytes, addr: Address, now: float, transport: str = "UDP"
     ) -> None:
         """Process one datagram (UDP) or one framed message (TCP) from ``addr``."""
-        if len(data) > self.config.max_datagram:
-            self._emit(RequestDropped(addr, "oversize"))
-            return
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626 §3.5.1): nothing to answer over UDP
         try:
-            message = parse_message(data)
+            message = parse_message(data, self.config.limits)
         except ParseError as err:
             self._unparseable(data, err, addr, now, transport.upper())
             return
@@ -63,6 +62,13 @@ class SipEndpoint(UasSide, UacSide):
             self._on_response(message, now)
             return
         self._on_request(message, data, addr, now, transport.upper())
+
+    def refuse(
+        self, data: bytes, error: ParseError, addr: Address, now: float, transport: str = "TCP"
+    ) -> None:
+        """Answer a message the transport could not frame (a TCP message over the size limit):
+        ``error``'s status from whatever ``data`` (its first octets) lets us read, or a drop."""
+        self._unparseable(data, error, addr, now, transport.upper())
 
     def datagrams_to_send(self, now: float) -> list[Outgoing]:
         """Everything queued for sending since the last call."""

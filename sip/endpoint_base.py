@@ -38,6 +38,8 @@ from sip.events import (
     Outgoing,
 )
 from sip.ids import MAGIC_COOKIE, IdFactory, branch, tag
+from sip.limits import DEFAULT as DEFAULT_LIMITS
+from sip.limits import Limits
 from sip.message import Request, make_response
 from sip.protection import Guard
 from sip.timers import TimerConfig, is_reliable
@@ -67,7 +69,7 @@ class EndpointConfig:
     max_transactions: int = 20_000  # server transactions: state a peer can make us hold
     max_dialogs: int = 5_000  # dialogs + INVITEs awaiting an answer
     force_rport: bool = True  # UDP answers go to the packet's source (RFC 3581 in practice)
-    max_datagram: int = 65_535
+    limits: Limits = DEFAULT_LIMITS  # message, header and Via bounds (sip/limits.py)
     retry_after: int = 5  # seconds, in 503 answers when the tables are full
 
     @property

@@ -43,7 +43,7 @@ from sip.events import (
 )
 from sip.headers import NameAddr
 from sip.ids import tag
-from sip.message import Request, Response, error_response_for, make_response, validate_request
+from sip.message import Request, error_response_for, make_response, validate_request
 from sip.timers import is_reliable
 from sip.transaction import Notice, TxInput, TxState
 from sip.uac import ALLOW
@@ -83,10 +83,10 @@ class UasSide(EndpointBase):
         self, req: Request, data: bytes, source: Address, now: float, transport: str
     ) -> None:
         try:
-            validate_request(req)
+            validate_request(req, self.config.limits)
             key = server_key(req)
         except ParseError as err:
-            self._unparseable(data, err, source, now, transport)
+            self._unparseable(data, err, source, now, transport, parsed=req)
             return
         entry = self._server.get(key)
         if entry is not None:
@@ -107,7 +107,14 @@ class UasSide(EndpointBase):
         self._after_server(entry)
 
     def _unparseable(
-        self, data: bytes, err: ParseError, source: Address, now: float, transport: str
+        self,
+        data: bytes,
+        err: ParseError,
+        source: Address,
+        now: float,
+        transport: str,
+        *,
+        parsed: Request | None = None,
     ) -> None:
         """A stateless answer built from what could be recovered (§8.2, §21.4.1).
 
@@ -118,9 +125,12 @@ class UasSide(EndpointBase):
         if self.guard is not None and not self.guard.allow(source[0], now):
             self._emit(RequestDropped(source, "banned"))
             return
-        answer = error_answer(data, err, tag(self.ids), source)
+        answer = error_response_for(
+            data, err, to_tag=tag(self.ids), source=source, parsed=parsed, limits=self.config.limits
+        )
         if answer is None:
-            self._emit(RequestDropped(source, f"unanswerable: {err}"))
+            reason = "oversize" if err.status == 513 else "unanswerable"
+            self._emit(RequestDropped(source, f"{reason}: {err}"))
             return
         self._send(answer, source, transport)
         self._emit(MessageRejected(source, err.status, str(err)))
@@ -418,20 +428,3 @@ UasSide._IN_DIALOG = {
     "OPTIONS": UasSide._dialog_options,
     "INFO": UasSide._dialog_info,
 }
-
-
-def error_answer(data: bytes, err: ParseError, to_tag: str, source: Address) -> bytes | None:
-    """``error_response_for`` with the top Via stamped with received/rport when readable."""
-    answer = error_response_for(data, err, to_tag=to_tag)
-    if answer is None:
-        return None
-    try:
-        resp = Response.parse(answer)
-        vias = resp.vias
-    except ParseError:
-        return answer  # the Via was only leniently readable: send it back as written
-    stamped = vias[0].with_received(source[0], source[1])
-    resp.headers.remove("Via")
-    for via in (stamped, *vias[1:]):
-        resp.headers.add("Via", str(via))
-    return bytes(resp)

@@ -13,7 +13,12 @@ one SP) and is parsed only when someone asks for it. The helpers here work on su
 The value types :class:`NameAddr` (From/To/Contact/Route/Record-Route), :class:`Via` (with
 RFC 3581 ``rport`` and RFC 5118 bracketed or bare IPv6 ``received``) and :class:`CSeq` are
 frozen dataclasses with ``parse`` and ``__str__``. :class:`Headers` is a message's ordered
-multi-map of header lines (re-exported by ``sip.message``), with a cache for parsed views.
+multi-map of header lines (re-exported by ``sip.message``), with a cache for parsed views that
+also remembers a view that failed, so no header is parsed twice for one message.
+
+Linear time on hostile values: patterns repeat possessively (nothing to backtrack into), the
+list and parameter splitters jump between marks with compiled searches, a value carries at most
+``sip.limits.MAX_PARAMS`` parameters, and error messages quote only the start of the value.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sip.errors import ParseError
+from sip.errors import ParseError, clip
+from sip.limits import MAX_LIST, MAX_PARAMS
 from sip.uri import (
     AbsoluteUri,
     Params,
@@ -36,11 +42,15 @@ from sip.uri import (
     parse_uri,
 )
 
-TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]++")
 # gen-value = token / host / quoted-string: ``host`` adds ":" and "[]" (bare or bracketed
 # IPv6, which RFC 5118 §4.5 asks us to accept in ``received``).
-_GEN_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]+")
-_QUOTED_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_GEN_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:\[\]]++")
+_QUOTED_RE = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
+# One list element / one parameter: plain runs, quoted strings and (lists only) <URI>s.
+_LIST_ITEM_RE = re.compile(rf'(?:[^",<]++|{_QUOTED}|<[^>]*+>)*+', re.DOTALL)
+_PARAM_ITEM_RE = re.compile(rf'(?:[^";]++|{_QUOTED})*+', re.DOTALL)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 _CSEQ_MAX = 2**31 - 1
 _T = TypeVar("_T")
@@ -101,7 +111,7 @@ def canonical_name(name: str) -> tuple[str, str]:
     if entry is not None:
         return entry
     if not TOKEN_RE.fullmatch(name):
-        raise ParseError(f"invalid header name {name!r}")
+        raise ParseError(f"invalid header name {clip(name)}")
     return name.lower(), name
 
 
@@ -109,53 +119,47 @@ def _quoted_end(text: str, start: int) -> int:
     """Index just past the quoted-string opening at ``start``; ParseError if unterminated."""
     match = _QUOTED_RE.match(text, start)
     if match is None:
-        raise ParseError(f"unterminated quoted string in {text!r}")
+        raise ParseError(f"unterminated quoted string in {clip(text)}")
     return match.end()
 
 
+def _split_outside(text: str, item_re: re.Pattern[str], sep: str) -> list[str]:
+    """Split at ``sep`` where ``item_re`` (one element: runs of plain text, quoted strings,
+    ``<...>``) stops; one compiled match per element, so a hostile value is one pass in C."""
+    parts: list[str] = []
+    pos, n = 0, len(text)
+    while True:
+        match = item_re.match(text, pos)  # the pattern also matches "", so never None
+        end = pos if match is None else match.end()
+        parts.append(text[pos:end])
+        if end == n:
+            return parts
+        if text[end] != sep:
+            what = "quoted string" if text[end] == '"' else "'<'"
+            raise ParseError(f"unterminated {what} in {clip(text)}")
+        pos = end + 1
+
+
 def split_list(value: str) -> list[str]:
-    """Split a comma list outside quoted strings and angle brackets; elements are stripped."""
+    """Split a comma list outside quoted strings and angle brackets; elements are stripped.
+
+    At most ``MAX_LIST`` elements per header line (counted before splitting).
+    """
+    if value.count(",") >= MAX_LIST:
+        raise ParseError(f"more than {MAX_LIST} list elements in {clip(value)}")
     if "," not in value:
         return [value.strip()]
     if '"' not in value and "<" not in value:
         return [v.strip() for v in value.split(",")]
-    parts: list[str] = []
-    start = i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if ch == '"':
-            i = _quoted_end(value, i)
-            continue
-        if ch == "<":
-            close = value.find(">", i)
-            if close < 0:
-                raise ParseError(f"unterminated '<' in {value!r}")
-            i = close + 1
-            continue
-        if ch == ",":
-            parts.append(value[start:i].strip())
-            start = i + 1
-        i += 1
-    parts.append(value[start:].strip())
-    return parts
+    return [part.strip() for part in _split_outside(value, _LIST_ITEM_RE, ",")]
 
 
 def _split_semicolons(text: str) -> list[str]:
+    if text.count(";") >= MAX_PARAMS:
+        raise ParseError(f"more than {MAX_PARAMS} parameters in {clip(text)}")
     if '"' not in text:
         return text.split(";")
-    parts: list[str] = []
-    start = i = 0
-    while i < len(text):
-        if text[i] == '"':
-            i = _quoted_end(text, i)
-            continue
-        if text[i] == ";":
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return parts
+    return _split_outside(text, _PARAM_ITEM_RE, ";")
 
 
 def parse_params(text: str) -> Params:
@@ -165,16 +169,16 @@ def parse_params(text: str) -> Params:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not TOKEN_RE.fullmatch(name):
-            raise ParseError(f"invalid parameter name {name!r}")
+            raise ParseError(f"invalid parameter name {clip(name)}")
         if not sep:
             params.append((name, None))
             continue
         value = value.strip()
         if value.startswith('"'):
             if _quoted_end(value, 0) != len(value):
-                raise ParseError(f"junk after quoted parameter value {value!r}")
+                raise ParseError(f"junk after quoted parameter value {clip(value)}")
         elif not _GEN_VALUE_RE.fullmatch(value):
-            raise ParseError(f"invalid value for parameter {name!r}: {value!r}")
+            raise ParseError(f"invalid value for parameter {clip(name)}: {clip(value)}")
         params.append((name, value))
     return tuple(params)
 
@@ -211,7 +215,7 @@ def _replace_params(params: Params, values: dict[str, str | None]) -> Params:
 def _display_tokens(text: str) -> str:
     for word in text.split():
         if not TOKEN_RE.fullmatch(word):
-            raise ParseError(f"display name {text!r} must be quoted")
+            raise ParseError(f"display name {clip(text)} must be quoted")
     return text
 
 
@@ -232,7 +236,7 @@ class NameAddr:
             display: str | None = unquote(s[:end])
             rest = s[end:].lstrip()
             if not rest.startswith("<"):
-                raise ParseError(f"quoted display name without <URI> in {text!r}")
+                raise ParseError(f"quoted display name without <URI> in {clip(text)}")
             return _angle_form(display, rest, text)
         lt = s.find("<")
         if lt >= 0:
@@ -265,13 +269,13 @@ class NameAddr:
 def _angle_form(display: str | None, rest: str, text: str) -> NameAddr:
     gt = rest.find(">")
     if gt < 0:
-        raise ParseError(f"unterminated <URI> in {text!r}")
+        raise ParseError(f"unterminated <URI> in {clip(text)}")
     uri = parse_uri(rest[1:gt])
     tail = rest[gt + 1 :].strip()
     if not tail:
         return NameAddr(uri, display)
     if tail[0] != ";":
-        raise ParseError(f"junk after <URI> in {text!r}")
+        raise ParseError(f"junk after <URI> in {clip(text)}")
     return NameAddr(uri, display, parse_params(tail[1:]))
 
 
@@ -281,7 +285,7 @@ def _addr_spec_form(s: str, text: str) -> NameAddr:
     uri_text, semi, param_text = s.partition(";")
     uri_text = uri_text.rstrip()
     if "?" in uri_text or "," in uri_text:
-        raise ParseError(f"URI with '?' or ',' must be enclosed in <> in {text!r}")
+        raise ParseError(f"URI with '?' or ',' must be enclosed in <> in {clip(text)}")
     uri = parse_uri(uri_text)
     return NameAddr(uri, None, parse_params(param_text) if semi else ())
 
@@ -301,10 +305,10 @@ class Via:
         name, sep1, rest = text.partition("/")
         version, sep2, rest = rest.partition("/")
         if not (sep1 and sep2) or name.strip().upper() != "SIP" or version.strip() != "2.0":
-            raise ParseError(f"Via must start with SIP/2.0/transport: {text!r}")
+            raise ParseError(f"Via must start with SIP/2.0/transport: {clip(text)}")
         words = rest.split(None, 1)
         if len(words) != 2 or not TOKEN_RE.fullmatch(words[0]):
-            raise ParseError(f"Via without transport and sent-by: {text!r}")
+            raise ParseError(f"Via without transport and sent-by: {clip(text)}")
         sent_by, semi, param_text = words[1].partition(";")
         host, port = parse_hostport(sent_by.strip())
         params = parse_params(param_text) if semi else ()
@@ -375,10 +379,10 @@ class CSeq:
         """Parse a CSeq value; leading zeros are allowed (RFC 4475 wsinv: ``0009``)."""
         words = text.split()
         if len(words) != 2 or not TOKEN_RE.fullmatch(words[1]):
-            raise ParseError(f"invalid CSeq {text!r}")
+            raise ParseError(f"invalid CSeq {clip(text)}")
         digits = words[0]
         if not (digits.isascii() and digits.isdigit()):
-            raise ParseError(f"invalid CSeq number {digits!r}")
+            raise ParseError(f"invalid CSeq number {clip(digits)}")
         # Compare the digit string before int(): a hostile 10,000-digit number stays cheap.
         stripped = digits.lstrip("0") or "0"
         if len(stripped) > 10 or int(stripped) > _CSEQ_MAX:
@@ -387,6 +391,13 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A cached view that did not parse."""
+
+    error: ParseError
 
 
 class Headers:
@@ -466,11 +477,22 @@ class Headers:
         return sum(1 for k, _, _ in self._items if k == key)
 
     def cached(self, key: str, build: Callable[[], _T]) -> _T:
-        """Memoise a parsed view of these headers until the next mutation."""
+        """Memoise a parsed view of these headers until the next mutation.
+
+        A view that failed to parse is remembered too: asking again re-raises the same
+        ParseError instead of parsing the same hostile text a second time.
+        """
         cache = self._cache
         if key in cache:
-            return cache[key]  # type: ignore[no-any-return]
-        value = cache[key] = build()
+            value = cache[key]
+            if isinstance(value, _Failed):
+                raise value.error
+            return value  # type: ignore[no-any-return]
+        try:
+            value = cache[key] = build()
+        except ParseError as exc:
+            cache[key] = _Failed(exc)
+            raise
         return value
 
     def __contains__(self, name: object) -> bool:

@@ -1,9 +1,12 @@
 """SIP messages: parse and serialize requests and responses (RFC 3261 §7, §8.2, §18.3, §21).
 
-Theory of operation. ``parse_message`` takes one UDP datagram (at most 65,535 octets, else
-413). The header section ends at the first empty line; it is decoded as UTF-8 with
-``surrogateescape`` so raw octets (RFC 4475 intmeth) survive a round trip, unfolded (CRLF+WSP
-becomes one SP, §7.3.1) and split into lines. The start line follows a strict grammar: exactly
+Theory of operation. ``parse_message`` takes one UDP datagram or one framed TCP message, bounded
+by ``sip.limits.Limits`` before anything is parsed: over ``max_message`` octets, over
+``max_headers`` header lines or a line over ``max_header_line`` octets is 513 Message Too Large
+(§21.5.14), a Request-URI over ``max_request_uri`` is 414 (§21.4.12). The header section ends
+at the first empty line; it is decoded as UTF-8 with ``surrogateescape`` so raw octets
+(RFC 4475 intmeth) survive a round trip, unfolded (CRLF+WSP becomes one SP, §7.3.1) and split
+into lines. The start line follows a strict grammar: exactly
 one SP between elements and ``SIP/2.0`` (any other version is 505). Header lines are split at
 the first colon and their names mapped to a canonical spelling; values are *not* parsed here.
 
@@ -24,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sip.errors import ParseError
+from sip.errors import ParseError, clip
 from sip.headers import (
     EXACT_NAMES,
     TOKEN_RE,
@@ -33,7 +36,10 @@ from sip.headers import (
     NameAddr,
     Via,
     canonical_name,
+    split_list,
 )
+from sip.limits import DEFAULT as DEFAULT_LIMITS
+from sip.limits import UDP_MAX, Limits
 from sip.uri import AbsoluteUri, SipUri, parse_hostport, parse_uri
 
 __all__ = [
@@ -52,9 +58,10 @@ __all__ = [
     "validate_request",
 ]
 
-MAX_MESSAGE = 65535
-_FOLD_RE = re.compile(r"\r\n[ \t]+")
-_VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.IGNORECASE)
+MAX_MESSAGE = UDP_MAX
+_FOLD_RE = re.compile(r"\r\n[ \t]++")
+_VERSION_RE = re.compile(r"SIP/[0-9]++\.[0-9]++", re.IGNORECASE)
+_TOO_LARGE = "Message Too Large"
 
 
 def _required(headers: Headers, name: str) -> str:
@@ -97,7 +104,12 @@ class _MessageViews:
     def vias(self) -> list[Via]:
         """Every Via value, top first (a fresh list: callers may modify it)."""
         h = self.headers
-        return list(h.cached("via", lambda: [Via.parse(v) for v in h.get_all("Via")]))
+
+        def build() -> list[Via]:
+            rest = h.get_all("Via")[1:]
+            return [self.top_via, *(Via.parse(v) for v in rest)] if "Via" in h else []
+
+        return list(h.cached("via", build))
 
     @property
     def top_via(self) -> Via:
@@ -121,7 +133,7 @@ def parse_max_forwards(value: str) -> int:
     """``Max-Forwards: 1*DIGIT`` limited to 0..255 (§20.22); leading zeros allowed."""
     stripped = value.lstrip("0") or "0"
     if not (value.isascii() and value.isdigit()) or len(stripped) > 3 or int(stripped) > 255:
-        raise ParseError(f"invalid Max-Forwards {value!r}")
+        raise ParseError(f"invalid Max-Forwards {clip(value)}")
     return int(stripped)
 
 
@@ -204,7 +216,7 @@ def _header_items(lines: list[str]) -> list[tuple[str, str, str]]:
     for line in lines:
         name, sep, value = line.partition(":")
         if not sep:
-            raise ParseError(f"header line without colon: {line[:40]!r}")
+            raise ParseError(f"header line without colon: {clip(line, 40)}")
         entry = exact(name)
         if entry is None:
             entry = canonical_name(name.rstrip(" \t"))
@@ -220,39 +232,64 @@ def _content_length(items: list[tuple[str, str, str]]) -> int | None:
         raise ParseError("more than one Content-Length header")
     value = values[0]
     if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > 6:
-        raise ParseError(f"invalid Content-Length {value!r}")
+        raise ParseError(f"invalid Content-Length {clip(value)}")
     return int(value)
 
 
-def _parse_request_line(line: str) -> tuple[str, SipUri | AbsoluteUri]:
+def _parse_request_line(line: str, limits: Limits) -> tuple[str, SipUri | AbsoluteUri]:
     parts = line.split(" ")
     if len(parts) != 3 or not all(parts):
         raise ParseError("request line must be Method SP Request-URI SP SIP-Version")
     method, uri_text, version = parts
+    if len(uri_text) > limits.max_request_uri:
+        raise ParseError(
+            f"Request-URI of {len(uri_text)} octets exceeds {limits.max_request_uri}",
+            414,
+            "Request-URI Too Long",
+        )
     if version.upper() != "SIP/2.0":
         if _VERSION_RE.fullmatch(version):
             raise ParseError(f"SIP version {version} not supported", 505, "Version Not Supported")
-        raise ParseError(f"invalid SIP version {version!r}")
+        raise ParseError(f"invalid SIP version {clip(version)}")
     if not TOKEN_RE.fullmatch(method):
-        raise ParseError(f"invalid method {method!r}")
+        raise ParseError(f"invalid method {clip(method)}")
     return method, parse_uri(uri_text)
 
 
 def _parse_status_line(line: str) -> tuple[int, str]:
     parts = line.split(" ", 2)
     if parts[0].upper() != "SIP/2.0":
-        raise ParseError(f"SIP version {parts[0]!r} not supported", 505, "Version Not Supported")
+        raise ParseError(
+            f"SIP version {clip(parts[0])} not supported", 505, "Version Not Supported"
+        )
     code = parts[1] if len(parts) > 1 else ""
     if len(code) != 3 or not (code.isascii() and code.isdigit()) or not "100" <= code <= "699":
-        raise ParseError(f"invalid status code {code[:12]!r}")
+        raise ParseError(f"invalid status code {clip(code, 12)}")
     return int(code), parts[2] if len(parts) == 3 else ""
 
 
-def parse_message(data: bytes) -> Message:
+def _check_size(data: bytes, limits: Limits) -> None:
+    if len(data) > limits.max_message:
+        raise ParseError(
+            f"message of {len(data)} octets exceeds {limits.max_message}", 513, _TOO_LARGE
+        )
+
+
+def _check_lines(lines: list[str], limits: Limits) -> None:
+    if len(lines) - 1 > limits.max_headers:
+        raise ParseError(f"more than {limits.max_headers} header lines", 513, _TOO_LARGE)
+    longest = max(map(len, lines))
+    if longest > limits.max_header_line:
+        raise ParseError(
+            f"a header line of {longest} octets exceeds {limits.max_header_line}", 513, _TOO_LARGE
+        )
+
+
+def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse one UDP datagram into a Request or Response; ParseError carries the status."""
-    if len(data) > MAX_MESSAGE:
-        raise ParseError(f"message of {len(data)} octets exceeds {MAX_MESSAGE}", 413)
+    _check_size(data, limits)
     lines, rest = split_head(data)
+    _check_lines(lines, limits)
     items = _header_items(lines[1:])
     length = _content_length(items)
     if length is None:
@@ -266,7 +303,7 @@ def parse_message(data: bytes) -> Message:
     if start[:4].upper() == "SIP/":
         status, reason = _parse_status_line(start)
         return Response(status, reason, headers, body)
-    method, uri = _parse_request_line(start)
+    method, uri = _parse_request_line(start, limits)
     return Request(method, uri, headers, body)
 
 
@@ -287,8 +324,9 @@ SINGLE_VALUE = _words(
 _SPACE_RE = re.compile(r"\s")
 _SINGLE_KEYS = frozenset(n.lower() for n in SINGLE_VALUE)
 _REQUIRED = ("To", "From", "Call-ID", "CSeq", "Via")
-_LENIENT_VIA_RE = re.compile(r"\s*[^/,]+/[^/,]+/\s*[^\s/,;]+\s+([^;,\s]+)")
-_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+/[A-Za-z0-9\-.!%*_+`'~]+")
+# transport SP sent-by, after "SIP/x.y/": possessive, so a hostile Via is one linear scan.
+_SENT_BY_RE = re.compile(r"\s*+[^\s/,;]++\s++([^;,\s]++)")
+_MEDIA_TYPE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]++/[A-Za-z0-9\-.!%*_+`'~]++")
 
 
 def _check_required(req: Request) -> None:
@@ -326,7 +364,7 @@ def _check_addresses(req: Request) -> None:
 def _check_call_id(req: Request) -> None:
     call_id = req.call_id
     if not call_id or _SPACE_RE.search(call_id):
-        raise ParseError(f"invalid Call-ID {call_id!r}")
+        raise ParseError(f"invalid Call-ID {clip(call_id)}")
 
 
 def _check_cseq(req: Request) -> None:
@@ -347,7 +385,7 @@ def _check_scalars(req: Request) -> None:
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip()
         if not _MEDIA_TYPE_RE.fullmatch(media):
-            raise ParseError(f"invalid Content-Type {content_type!r}")
+            raise ParseError(f"invalid Content-Type {clip(content_type)}")
 
 
 _CHECKS: tuple[Callable[[Request], None], ...] = (
@@ -362,8 +400,15 @@ _CHECKS: tuple[Callable[[Request], None], ...] = (
 )
 
 
-def validate_request(req: Request) -> None:
+def _check_via_count(req: Request, limits: Limits) -> None:
+    count = sum(len(split_list(line)) for line in req.headers.lines("Via"))
+    if count > limits.max_vias:
+        raise ParseError(f"{count} Via values exceed {limits.max_vias}")
+
+
+def validate_request(req: Request, limits: Limits = DEFAULT_LIMITS) -> None:
     """The §8.2 / RFC 4475 §3.3 checks a UAS makes after parsing; ParseError(400) on failure."""
+    _check_via_count(req, limits)
     for check in _CHECKS:
         check(req)
 
@@ -480,31 +525,51 @@ def make_response(
 
 
 def _safe_reason(error: ParseError) -> str:
-    reason = "".join(c for c in error.reason if c.isprintable())[:100]
+    reason = "".join(c for c in error.reason[:100] if c.isprintable())
     return reason or default_reason(error.status)
 
 
-def _recover_lines(data: bytes) -> tuple[str, dict[str, list[str]]]:
+def _recover_lines(data: bytes, limits: Limits) -> tuple[str, dict[str, list[str]]]:
+    """Start line and header lines of the first ``max_message`` octets, read leniently.
+
+    A message cut at the limit loses its last, partial line; lines over ``max_header_line``
+    are skipped, so an answer never copies an oversized header back.
+    """
+    head = data[: limits.max_message]
+    if len(data) > limits.max_message:
+        cut = head.rfind(b"\r\n")
+        head = head[: cut + 2] if cut >= 0 else b""
     try:
-        lines, _ = split_head(data[: MAX_MESSAGE + 1])
+        lines, _ = split_head(head)
     except ParseError:
-        lines, _ = split_head(data[: MAX_MESSAGE + 1] + b"\r\n\r\n")
+        lines, _ = split_head(head + b"\r\n\r\n")
     found: dict[str, list[str]] = {}
-    for line in lines[1:]:
+    for line in lines[1 : limits.max_headers + 1]:
         name, sep, value = line.partition(":")
+        if not sep or len(line) > limits.max_header_line:
+            continue
         try:
             key = canonical_name(name.rstrip(" \t"))[0]
         except ParseError:
             continue
-        if sep:
-            found.setdefault(key, []).append(value.strip(" \t"))
+        found.setdefault(key, []).append(value.strip(" \t"))
     return lines[0], found
+
+
+def _parsed_lines(req: Request) -> dict[str, list[str]]:
+    return {key: req.headers.lines(key) for key in ("via", "from", "to", "call-id", "cseq")} | {
+        "timestamp": req.headers.lines("Timestamp")
+    }
 
 
 def _via_recoverable(value: str) -> bool:
     """Whether a sent-by can be read from a top Via, even one that fails the strict grammar
     (RFC 4475 badvers says SIP/7.0 in its Via, badinv01 has empty parameters)."""
-    match = _LENIENT_VIA_RE.match(value)
+    name, sep1, rest = value.partition("/")
+    version, sep2, rest = rest.partition("/")
+    if not (sep1 and sep2 and name.strip() and version) or "," in name or "," in version:
+        return False
+    match = _SENT_BY_RE.match(rest)
     if match is None:
         return False
     try:
@@ -514,26 +579,63 @@ def _via_recoverable(value: str) -> bool:
     return True
 
 
+def _answer_vias(
+    lines: list[str], top: Via | None, source: tuple[str, int] | None
+) -> list[str] | None:
+    """The Via lines of a stateless answer: the top value stamped (§18.2.1) when it parses,
+    copied as written when only its sent-by is readable, None when there is nowhere to answer."""
+    if not lines:
+        return None
+    try:
+        first = split_list(lines[0])
+    except ParseError:
+        return None
+    if top is not None and source is not None:
+        first[0] = str(top.with_received(source[0], source[1]))
+        return [", ".join(first), *lines[1:]]
+    if top is None and not _via_recoverable(first[0]):
+        return None
+    return lines
+
+
+def _top_via(req: Request | None, lines: list[str]) -> Via | None:
+    try:
+        return req.top_via if req is not None else Via.parse(split_list(lines[0])[0])
+    except ParseError:
+        return None
+
+
 def error_response_for(
     data: bytes,
     error: ParseError,
     *,
     to_tag: str | None = None,
+    source: tuple[str, int] | None = None,
+    parsed: Request | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> bytes | None:
     """Best-effort stateless answer to a request that failed to parse or validate.
 
     None for responses, ACKs (§17.1.1.3: never answered) and when no Via can be read (there
     would be nowhere to send the answer). Otherwise the error's status with whatever Via, From,
-    To, Call-ID and CSeq lines could be recovered, copied as written.
+    To, Call-ID and CSeq lines could be recovered, copied as written; with ``source`` the top
+    Via is stamped with ``received``/``rport`` (§18.2.1, RFC 3581). ``parsed`` is the request
+    when only validation failed: its header lines and cached views are reused, not re-read.
     """
-    try:
-        start, found = _recover_lines(data)
-    except ParseError:
-        return None
+    if parsed is not None:
+        start, found = parsed.method, _parsed_lines(parsed)
+    else:
+        try:
+            start, found = _recover_lines(data, limits)
+        except ParseError:
+            return None
     if start[:4].upper() == "SIP/" or start.split(" ", 1)[0] == "ACK":
         return None
-    vias = found.get("via", [])
-    if not vias or not _via_recoverable(vias[0]):
+    via_lines = found.get("via", [])
+    top = _top_via(parsed, via_lines) if via_lines else None
+    vias = _answer_vias(via_lines, top, source)
+    if vias is None:
         return None
+    found["via"] = vias
     headers = Headers(_response_headers(found, to_tag))
     return bytes(Response(error.status, _safe_reason(error), headers))

@@ -117,9 +117,16 @@ AFTER_DIALOG_CHECKS: tuple[Check, ...] = (_check_require, _check_content_type, _
 
 
 def run_checks(req: Request, checks: tuple[Check, ...]) -> Rejection | None:
-    """The first failing check's rejection, or None when the request passes them all."""
+    """The first failing check's rejection, or None when the request passes them all.
+
+    A header a check reads may fail to parse (an unterminated quote in ``Require``): that is
+    the request's fault, answered with the error's status (400), never raised to the caller.
+    """
     for check in checks:
-        rejection = check(req)
+        try:
+            rejection = check(req)
+        except ParseError as exc:
+            return Rejection(exc.status)
         if rejection is not None:
             return rejection
     return None

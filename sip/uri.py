@@ -11,7 +11,12 @@ keeps ``%41``).
 Userinfo may itself contain ``;``, ``?`` and ``,`` (user-unreserved), which is why the ``@`` is
 located first: none of the parts after the host may contain an unescaped ``@``. IPv6 references
 are bracketed on the wire and stored without brackets; the RFC 3261 ABNF bug (three colons,
-RFC 5118 §4.10) is tolerated because the host pattern only checks the character set.
+RFC 5118 §4.10) is tolerated because the host check only looks at the character set.
+
+Strangers write these URIs, so every check runs in time linear in the text: the character-set
+patterns use possessive repeats (``*+``, ``++``: nothing to backtrack into), the IPv6 check is a
+``str.strip`` over its character set, a URI carries at most ``sip.limits.MAX_PARAMS``
+parameters and headers, and error messages quote only the start of the text (``clip``).
 
 Any scheme other than sip/sips/tel becomes an :class:`AbsoluteUri` (RFC 3261 §19.1.6): legal in
 a Request-URI or To header, answered 416 by a UAS that cannot route it.
@@ -23,32 +28,33 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from sip.errors import ParseError
+from sip.errors import ParseError, clip
+from sip.limits import MAX_PARAMS
 
 _ESC = r"%[0-9A-Fa-f]{2}"
-_USER_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|{_ESC})+")
-_PASSWORD_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|{_ESC})*")
-_PARAM_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|{_ESC})+")
-_HNAME_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|{_ESC})+")
-_HVALUE_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]|{_ESC})*")
-_HOSTNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-_IPV6_RE = re.compile(r"[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")
-_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
-_OPAQUE_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'();/?:@&=+$,\[\]]|{_ESC})+")
-_TEL_RE = re.compile(r"[0-9A-Fa-f*#+\-.()pPwW]+")
+_USER_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]++|{_ESC})++")
+_PASSWORD_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()&=+$,]++|{_ESC})*+")
+_PARAM_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++|{_ESC})++")
+_HNAME_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]++|{_ESC})++")
+_HVALUE_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'()\[\]/?:+$]++|{_ESC})*+")
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*+")
+_IPV6_CHARS = "0123456789abcdefABCDEF:."
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*+")
+_OPAQUE_RE = re.compile(rf"(?:[A-Za-z0-9\-_.!~*'();/?:@&=+$,\[\]]++|{_ESC})++")
+_TEL_RE = re.compile(r"[0-9A-Fa-f*#+\-.()pPwW]++")
 _PORT_MAX = 65535
 
 Params = tuple[tuple[str, str | None], ...]
 
 
 def _bad(what: str, text: str) -> ParseError:
-    return ParseError(f"invalid {what} in URI {text!r}", 400, "Bad Request URI")
+    return ParseError(f"invalid {what} in URI {clip(text)}", 400, "Bad Request URI")
 
 
 def parse_port(text: str) -> int:
     """A ``port`` (1*DIGIT), limited to 0..65535 so it can be used as a socket port."""
     if not (0 < len(text) <= 5 and text.isascii() and text.isdigit()):
-        raise ParseError(f"invalid port {text!r}")
+        raise ParseError(f"invalid port {clip(text)}")
     port = int(text)
     if port > _PORT_MAX:
         raise ParseError(f"port {port} out of range")
@@ -58,11 +64,12 @@ def parse_port(text: str) -> int:
 def parse_host(text: str) -> str:
     """Validate a host (hostname, IPv4 or bracketed IPv6 reference); return it unbracketed."""
     if text.startswith("["):
-        if not text.endswith("]") or not _IPV6_RE.fullmatch(text, 1, len(text) - 1):
-            raise ParseError(f"invalid IPv6 reference {text!r}")
-        return text[1:-1]
+        inner = text[1:-1]
+        if not text.endswith("]") or ":" not in inner or inner.strip(_IPV6_CHARS):
+            raise ParseError(f"invalid IPv6 reference {clip(text)}")
+        return inner
     if not _HOSTNAME_RE.fullmatch(text):
-        raise ParseError(f"invalid host {text!r}")
+        raise ParseError(f"invalid host {clip(text)}")
     return text
 
 
@@ -71,13 +78,13 @@ def parse_hostport(text: str) -> tuple[str, int | None]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise ParseError(f"unterminated IPv6 reference {text!r}")
+            raise ParseError(f"unterminated IPv6 reference {clip(text)}")
         host = parse_host(text[: end + 1])
         tail = text[end + 1 :]
         if not tail:
             return host, None
         if tail[0] != ":":
-            raise ParseError(f"junk after IPv6 reference in {text!r}")
+            raise ParseError(f"junk after IPv6 reference in {clip(text)}")
         return host, parse_port(tail[1:])
     name, sep, port_text = text.partition(":")
     host = parse_host(name)
@@ -89,9 +96,16 @@ def format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _split_bounded(text: str, sep: str, whole: str) -> list[str]:
+    """``text.split(sep)`` refused past ``MAX_PARAMS`` items (before any item is checked)."""
+    if text.count(sep) >= MAX_PARAMS:
+        raise ParseError(f"more than {MAX_PARAMS} parameters in URI {clip(whole)}")
+    return text.split(sep)
+
+
 def _parse_uri_params(text: str, whole: str) -> Params:
     params: list[tuple[str, str | None]] = []
-    for item in text.split(";"):
+    for item in _split_bounded(text, ";", whole):
         name, sep, value = item.partition("=")
         if not _PARAM_RE.fullmatch(name) or (sep and not _PARAM_RE.fullmatch(value)):
             raise _bad("parameter", whole)
@@ -101,7 +115,7 @@ def _parse_uri_params(text: str, whole: str) -> Params:
 
 def _parse_uri_headers(text: str, whole: str) -> tuple[tuple[str, str], ...]:
     headers: list[tuple[str, str]] = []
-    for item in text.split("&"):
+    for item in _split_bounded(text, "&", whole):
         name, sep, value = item.partition("=")
         if not sep or not _HNAME_RE.fullmatch(name) or not _HVALUE_RE.fullmatch(value):
             raise _bad("header", whole)
@@ -194,7 +208,7 @@ def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
     try:
         host, port = parse_hostport(hostport)
     except ParseError as exc:
-        raise ParseError(f"{exc} in URI {text!r}", 400, "Bad Request URI") from exc
+        raise ParseError(f"{exc} in URI {clip(text)}", 400, "Bad Request URI") from exc
     params = _parse_uri_params(param_text, text) if semi else ()
     headers = _parse_uri_headers(header_text, text) if qmark else ()
     return SipUri(scheme, user, host, port, params, headers, password)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from conf_server.domain.routing import dialled_did, dialled_user
-from conf_server.logs import get_logger
+from conf_server.logs import Throttled, get_logger
 from conf_server.runtime.ports import PortsExhaustedError
 from media.dtmf import Digit
 from sip.endpoint import SipEndpoint
@@ -189,6 +189,9 @@ class CallManager:
         self._by_dialog: dict[DialogId, Call] = {}
         self._session_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Strangers decide how often these fire: a few lines a second, the rest counted.
+        self._log_rejected = Throttled(log, "sip.rejected")
+        self._log_dropped = Throttled(log, "sip.dropped")
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
             IncomingInvite: self._handle_incoming_invite,
             InviteCancelled: self._handle_invite_cancelled,
@@ -383,10 +386,11 @@ class CallManager:
     # -- refusals and drops ----------------------------------------------------------------------
 
     def _handle_message_rejected(self, event: MessageRejected) -> None:
-        log.info("sip.rejected", peer=_peer(event.addr), status=event.status, reason=event.reason)
+        peer = _peer(event.addr)
+        self._log_rejected(self.clock(), peer=peer, status=event.status, reason=event.reason)
 
     def _handle_request_dropped(self, event: RequestDropped) -> None:
-        log.debug("sip.dropped", peer=_peer(event.addr), reason=event.reason)
+        self._log_dropped(self.clock(), peer=_peer(event.addr), reason=event.reason)
 
     # -- hang-up and teardown --------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from conf_server.store.errors import ProvisionError, StoreError
 from conf_server.store.provision import provision_file
 from sip.endpoint import EndpointConfig, SipEndpoint
 from sip.ids import SecretIds
+from sip.limits import Limits
 from sip.protection import Guard, GuardConfig
 
 log = get_logger("server")
@@ -141,6 +142,7 @@ class Server:
                 max_transactions=sip.max_transactions,
                 max_dialogs=sip.max_dialogs,
                 force_rport=sip.force_rport,
+                limits=Limits(max_message=sip.max_message_size),
             ),
             SecretIds(),
             Guard(_guard_config(self.settings)),
@@ -218,7 +220,9 @@ class Server:
         attempts = 5 if port == 0 else 1
         for attempt in range(attempts):
             self.transport = transport = SipTransport(
-                self._on_activity, max_tcp_connections=self.settings.sip.max_tcp_connections
+                self._on_activity,
+                max_tcp_connections=self.settings.sip.max_tcp_connections,
+                max_message=self.settings.sip.max_message_size,
             )
             try:
                 return transport, await self._bind_all(transport, host, port)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from conf_server.logs import get_logger
 from sip.errors import ParseError
 from sip.framing import StreamFramer
+from sip.limits import DEFAULT as DEFAULT_LIMITS
 
 log = get_logger("sip.transport")
 
@@ -43,6 +44,9 @@ class Endpoint(Protocol):
     def receive_datagram(
         self, data: bytes, addr: Address, now: float, transport: str = "UDP"
     ) -> None: ...
+    def refuse(
+        self, data: bytes, error: ParseError, addr: Address, now: float, transport: str = "TCP"
+    ) -> None: ...
     def datagrams_to_send(self, now: float) -> list[Any]: ...
     def get_timer(self) -> float | None: ...
     def handle_timer(self, now: float) -> None: ...
@@ -56,12 +60,14 @@ class SipTransport:
         on_activity: Callable[[], None],
         *,
         max_tcp_connections: int = 1000,
+        max_message: int = DEFAULT_LIMITS.max_message,
     ) -> None:
         # The endpoint is attached after binding: with port 0 its Via/Contact port is only known
         # then. Messages arriving before that are dropped (the server is not up yet).
         self.endpoint: Endpoint | None = None
         self.on_activity = on_activity
         self.max_tcp_connections = max_tcp_connections
+        self.max_message = max_message
         self.loop = asyncio.get_running_loop()
         self._udp: dict[int, asyncio.DatagramTransport] = {}
         self._tcp: dict[Address, asyncio.StreamWriter] = {}
@@ -135,7 +141,7 @@ class SipTransport:
             writer.close()
             return
         self._tcp[addr] = writer
-        framer = StreamFramer()
+        framer = StreamFramer(self.max_message)
         try:
             while data := await reader.read(65536):
                 for message in framer.feed(data):
@@ -144,12 +150,24 @@ class SipTransport:
                     writer.write(b"\r\n")  # RFC 5626 §3.5.1 pong
         except ParseError as exc:
             log.info("sip.tcp_framing_error", peer=_peer(addr), error=str(exc))
+            if framer.oversize:
+                self._refuse(framer.oversize, exc, addr)
         except ConnectionError as exc:
             log.info("sip.tcp_reset", peer=_peer(addr), error=str(exc))
         finally:
             if self._tcp.get(addr) is writer:
                 del self._tcp[addr]
             writer.close()
+
+    def _refuse(self, head: bytes, error: ParseError, addr: Address) -> None:
+        """513 for a TCP message over the size limit (RFC 3261 §21.5.14), then the close."""
+        if self.endpoint is None:
+            return
+        try:
+            self.endpoint.refuse(head, error, addr, self.loop.time(), "TCP")
+        except Exception:  # one peer's bytes must never take the server down
+            log.exception("sip.datagram_failed", peer=_peer(addr), transport="TCP")
+        self.flush()
 
     # -- output and timers ------------------------------------------------------------------
 

@@ -80,11 +80,26 @@ def test_flooding_source_is_banned_but_trusted_ones_are_not() -> None:
     assert all(len(pair.inject("b", _options(100 + n), loopback)) == 1 for n in range(8))
 
 
-def test_oversize_datagram_is_dropped() -> None:
+def test_oversize_datagram_is_answered_513_when_its_via_is_readable() -> None:
     pair = make_pair()
     huge = raw_request("OPTIONS", headers=(("X-Pad", "x" * 70_000),))
+    (out,) = pair.inject("b", huge, PEER)
+    answer = Response.parse(out.data)
+    assert (answer.status, answer.reason) == (513, "Message Too Large")
+    assert answer.top_via.received == PEER[0]
+    assert len(out.data) < 1_000  # the oversized header is not echoed
+    reason = f"message of {len(huge)} octets exceeds 16384"
+    assert pair.take("b") == [MessageRejected(PEER, 513, reason)]
+
+
+def test_oversize_datagram_without_a_readable_via_is_dropped() -> None:
+    pair = make_pair()
+    head = b"OPTIONS sip:100@127.0.0.2 SIP/2.0\r\nX-Pad: " + b"x" * 20_000 + b"\r\n"
+    huge = head + raw_request("OPTIONS").split(b"\r\n", 1)[1]
     assert pair.inject("b", huge, PEER) == []
-    assert pair.take("b") == [RequestDropped(PEER, "oversize")]
+    (dropped,) = pair.take("b")
+    assert isinstance(dropped, RequestDropped)
+    assert dropped.reason.startswith("oversize: message of")
 
 
 def test_keepalive_crlf_is_ignored() -> None:

@@ -78,6 +78,6 @@ def test_size_limits() -> None:
     framer = StreamFramer(max_message=200)
     with pytest.raises(ParseError, match="header section exceeds") as info:
         framer.feed(b"OPTIONS sip:a@b SIP/2.0\r\nX: " + b"y" * 300)
-    assert info.value.status == 413
+    assert info.value.status == 513
     with pytest.raises(ParseError, match="exceeds 200"):
         StreamFramer(max_message=200).feed(b"M sip:a@b SIP/2.0\r\nl: 500\r\n\r\n")

@@ -100,7 +100,7 @@ def test_body_framing_by_content_length() -> None:
         (b"OPTIONS sip:a@b SIP/2.0\r\nA: b", 400, "not terminated"),
         (b"SIP/2.0 4294967301 Big\r\n\r\n", 400, "status code"),
         (b"SIP/2.0 99 Small\r\n\r\n", 400, "status code"),
-        (b"X" * 65536, 413, "exceeds"),
+        (b"X" * 65536, 513, "exceeds"),
     ],
 )
 def test_parse_errors_carry_status(data: bytes, status: int, fragment: str) -> None:
