@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 DEBS   := sip-tester espeak-ng sox postgresql
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install build-deps system-deps lint typecheck unit prompts bench clean
+.PHONY: run test install build-deps system-deps lint typecheck unit prompts bench clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,16 @@ test: system-deps $(STAMP) lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
+
+## Fuzz every parser target for FUZZ_SECONDS each (tests/fuzz); the corpus grows in var/fuzz/,
+## crashes are saved in tests/data/fuzz/crashes/ and make exits non-zero when there is any.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= sip_udp sip_tcp sdp digest media
+fuzz: $(STAMP)
+	@status=0; for target in $(FUZZ_TARGETS); do \
+	  $(BIN)/python -m tests.fuzz $$target --seconds $(FUZZ_SECONDS) --corpus var/fuzz/$$target \
+	    || status=1; \
+	done; exit $$status
 
 ## Regenerate the English prompt files (espeak-ng + sox); the results are committed.
 prompts: system-deps $(STAMP)
