@@ -3,7 +3,8 @@
 The suite, the server and the docs must work from ``git clone`` alone (``.ci/run`` runs the suite
 from a fresh clone in an empty folder). These tests catch the usual ways a checkout grows a
 dependency on its surroundings: a path that climbs out of the repository to a sibling folder, and
-test data that git altered on the way in (line endings in the byte-exact SIP torture corpus, kept by its own .gitattributes).
+test data that git altered on the way in (line endings in the byte-exact SIP torture corpus,
+which its own .gitattributes keeps as they are).
 """
 
 from __future__ import annotations
