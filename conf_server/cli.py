@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conf_server import __version__, provision_cmd, tail
+from conf_server import __version__, mixdown, provision_cmd, tail
 from conf_server.config import ConfigError, Settings, load
-from conf_server.runtime import mixdown
 
 EXIT_USAGE = 2
 

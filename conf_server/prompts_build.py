@@ -13,6 +13,11 @@ unchanged catalogue rewrites identical files; the results are committed (``make 
 nothing runs espeak-ng at call time.
 Files in DIR that the catalogue no longer names are removed: DIR belongs to the generator, and
 deployments put their own recordings in an override directory instead.
+
+The hold music (``config/prompts/moh.wav``, what every held leg hears) is committed the same way
+but synthesised here, without espeak-ng or sox: :func:`music_on_hold` plays a few bars of a soft
+I–vi–IV–V arpeggio over a bass note, loopable without a click, in whole 20 ms frames;
+``python -m conf_server.prompts_build --moh FILE`` writes it (with or without DIR).
 """
 
 from __future__ import annotations
@@ -22,12 +27,17 @@ import json
 import shutil
 import subprocess
 import tempfile
+import wave
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+from numpy.typing import NDArray
+
 from conf_server.domain.speech import CATALOGUE
-from conf_server.prompts import PROMPT_RATE, read_prompt
+from conf_server.prompts import PROMPT_RATE, Audio, read_prompt
+from media import tones
 
 VOICE: Final = "en-us"
 WORDS_PER_MINUTE: Final = 150
@@ -109,13 +119,69 @@ def build_all(out_dir: Path, catalogue: Mapping[str, str] = CATALOGUE) -> dict[s
     return durations
 
 
+# --- music on hold ---------------------------------------------------------------------------
+
+_BEAT: Final = 0.3  # seconds per arpeggio note (100 bpm in eighths)
+# I–vi–IV–V in C: each bar is a bass note and a four-note arpeggio (Hz).
+_BARS: Final = (
+    (130.81, (261.63, 329.63, 392.00, 523.25)),
+    (110.00, (220.00, 261.63, 329.63, 440.00)),
+    (87.31, (174.61, 220.00, 261.63, 349.23)),
+    (98.00, (196.00, 246.94, 293.66, 392.00)),
+)
+
+
+def _note(freq: float, seconds: float, level: float) -> NDArray[np.float64]:
+    """A plucked note: fast attack, exponential decay, a soft second harmonic."""
+    t = np.arange(int(seconds * PROMPT_RATE)) / PROMPT_RATE
+    envelope = np.exp(-3.0 * t / seconds) * np.minimum(1.0, t / 0.01)
+    wave_ = np.sin(2 * np.pi * freq * t) + 0.25 * np.sin(4 * np.pi * freq * t)
+    result: NDArray[np.float64] = level * envelope * wave_
+    return result
+
+
+def music_on_hold(repeats: int = 2, level_dbfs: float = -18.0) -> Audio:
+    """A loopable hold tune (``repeats`` times the four bars); whole 20 ms frames."""
+    peak = tones.FULL_SCALE * 10 ** (level_dbfs / 20.0)
+    bar_len = int(4 * _BEAT * PROMPT_RATE)
+    parts: list[NDArray[np.float64]] = []
+    for _ in range(repeats):
+        for bass, arpeggio in _BARS:
+            bar = np.zeros(bar_len)
+            bar += _note(bass, 4 * _BEAT, 0.5 * peak)
+            for i, freq in enumerate(arpeggio):
+                start = int(i * _BEAT * PROMPT_RATE)
+                note = _note(freq, 2 * _BEAT, 0.45 * peak)[: bar_len - start]
+                bar[start : start + len(note)] += note
+            parts.append(bar)
+    samples = np.clip(np.concatenate(parts), -32768, 32767).astype(np.int16)
+    return tones.pad_to_frames(samples)
+
+
+def write_wav(path: Path, samples: Audio) -> None:
+    """Write 8 kHz mono 16-bit PCM (the prompt format ``conf_server.prompts`` reads)."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(PROMPT_RATE)
+        wav.writeframes(samples.astype("<i2").tobytes())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m conf_server.prompts_build", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("out_dir", type=Path, help="directory for <name>.wav and index.toml")
+    parser.add_argument(
+        "out_dir", type=Path, nargs="?", help="directory for <name>.wav and index.toml"
+    )
+    parser.add_argument("--moh", type=Path, metavar="FILE", help="write the hold music to FILE")
     args = parser.parse_args(argv)
-    build_all(args.out_dir)
+    if args.out_dir is None and args.moh is None:
+        parser.error("give DIR for the prompts, --moh FILE for the hold music, or both")
+    if args.moh is not None:
+        write_wav(args.moh, music_on_hold())
+    if args.out_dir is not None:
+        build_all(args.out_dir)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Audio for the conference runtime: prompt lookup, per-call prompt queues, music on hold.
+"""Audio for the conference runtime: prompt lookup and per-call prompt queues.
 
 References: RFC 3550 §5.1 (prompts are sent as the leg's ordinary 20 ms RTP stream), ITU-T
 G.711 (prompts are 8 kHz 16-bit like every frame the engine mixes); DESIGN.md §1 point 4.
@@ -15,19 +15,16 @@ Theory of operation
   after the other from the engine's ``on_done``. ``stop`` empties the queue without callbacks
   (barge-in); ``when_idle`` runs an action once everything queued has played (a ``Hangup``
   waits for its farewell).
-* :func:`music_on_hold` synthesises the hold music: a few bars of a soft I–vi–IV–V arpeggio
-  with a bass note, loopable without a click; ``python -m conf_server.runtime.conference_media
-  FILE`` writes it as the committed ``config/prompts/moh.wav``.
+
+The hold music every held leg hears is read from ``config/prompts/moh.wav`` like any prompt;
+``conf_server.prompts_build`` synthesises and writes that file.
 """
 
 from __future__ import annotations
 
-import sys
-import wave
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -42,7 +39,7 @@ Callback = Callable[[], None]
 
 
 class PlayHandle(Protocol):
-    """What the engine returns for a playback (``runtime.legs.Playback``)."""
+    """What the engine returns for a playback (``conf_server.engine.legs.Playback``)."""
 
     def cancel(self) -> None: ...
 
@@ -202,64 +199,3 @@ class Speaker:
         actions, self._idle_actions = self._idle_actions, []
         for action in actions:
             action()
-
-
-# --- music on hold ---------------------------------------------------------------------------
-
-_BEAT: Final = 0.3  # seconds per arpeggio note (100 bpm in eighths)
-# I–vi–IV–V in C: each bar is a bass note and a four-note arpeggio (Hz).
-_BARS: Final = (
-    (130.81, (261.63, 329.63, 392.00, 523.25)),
-    (110.00, (220.00, 261.63, 329.63, 440.00)),
-    (87.31, (174.61, 220.00, 261.63, 349.23)),
-    (98.00, (196.00, 246.94, 293.66, 392.00)),
-)
-
-
-def _note(freq: float, seconds: float, level: float) -> NDArray[np.float64]:
-    """A plucked note: fast attack, exponential decay, a soft second harmonic."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    envelope = np.exp(-3.0 * t / seconds) * np.minimum(1.0, t / 0.01)
-    wave_ = np.sin(2 * np.pi * freq * t) + 0.25 * np.sin(4 * np.pi * freq * t)
-    result: NDArray[np.float64] = level * envelope * wave_
-    return result
-
-
-def music_on_hold(repeats: int = 2, level_dbfs: float = -18.0) -> Audio:
-    """A loopable hold tune (``repeats`` times the four bars); whole 20 ms frames."""
-    peak = tones.FULL_SCALE * 10 ** (level_dbfs / 20.0)
-    bar_len = int(4 * _BEAT * RATE)
-    parts: list[NDArray[np.float64]] = []
-    for _ in range(repeats):
-        for bass, arpeggio in _BARS:
-            bar = np.zeros(bar_len)
-            bar += _note(bass, 4 * _BEAT, 0.5 * peak)
-            for i, freq in enumerate(arpeggio):
-                start = int(i * _BEAT * RATE)
-                note = _note(freq, 2 * _BEAT, 0.45 * peak)[: bar_len - start]
-                bar[start : start + len(note)] += note
-            parts.append(bar)
-    samples = np.clip(np.concatenate(parts), -32768, 32767).astype(np.int16)
-    return tones.pad_to_frames(samples)
-
-
-def write_wav(path: Path, samples: Audio) -> None:
-    """Write 8 kHz mono 16-bit PCM (the prompt format ``conf_server.prompts`` reads)."""
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(samples.astype("<i2").tobytes())
-
-
-def main(argv: Sequence[str]) -> int:
-    """``python -m conf_server.runtime.conference_media FILE``: write the hold music."""
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m conf_server.runtime.conference_media FILE.wav\n")
-        return 2
-    write_wav(Path(argv[0]), music_on_hold())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -6,8 +6,10 @@ address, codec and hold state); DESIGN.md §6 (per-packet Python is the cost; dr
 Theory of operation
 -------------------
 :class:`MediaEngine` is the façade the SIP call layer uses. It owns a sans-IO
-:class:`~conf_server.runtime.engine_core.MediaCore` (the tick: packets in, packets out) and an
-:class:`~conf_server.runtime.rtp_transport.RtpTransport` (the sockets). Each tick reads every
+:class:`~conf_server.engine.core.MediaCore` (the tick: packets in, packets out; the package
+``conf_server.engine`` holds it and everything else without I/O) and an
+:class:`~conf_server.runtime.rtp_transport.RtpTransport` (the sockets). This module is only the
+driver: the thread, the real clock, the batch I/O and the command queue. Each tick reads every
 leg's RTP socket into one preallocated batch, runs the core, and sends one packet per leg.
 Where a tick's time goes at 1,500 legs in rooms of 3 (this VM, warm, medians): reading
 ~4 µs per leg (``recv_into`` + ``FIONREAD``), sending ~4.5 µs per leg (on loopback the
@@ -28,11 +30,11 @@ behind a long handler. Consequences:
 * ``remove_leg`` returns the summary at once from the counters (plain reads) and queues the
   slot's release; its ports are released in the loop thread after the tick thread let go.
 
-Timing (:class:`TickClock`): deadline ``k`` is ``start + k × 20 ms``. Lateness (start − deadline)
-goes into a histogram; a tick that ends after the next deadline is an **overrun**, counted and
-logged as ``engine.overrun`` with its lateness. The next tick still aims at its own absolute
-deadline, so short hiccups are caught up; if the engine is more than ``MAX_BEHIND`` ticks behind
-the missed ticks are skipped (and counted) rather than run back to back.
+Timing: the tick thread reads ``time.monotonic`` and sleeps until each absolute deadline
+(``start + k × 20 ms``); :class:`~conf_server.engine.clock.TickClock` does the accounting
+(lateness histogram, overruns, ticks skipped when more than ``MAX_BEHIND`` behind; its module
+docstring has the rules). An overrun is logged here as ``engine.overrun`` with its lateness, and
+every ``STATS_EVERY_TICKS`` ticks an ``engine.stats`` line sums up the interval.
 
 Memory: a tick keeps its temporaries small (receive rows of 512 bytes, codes decoded from a
 view, whole-array jitter updates), because multi-MB temporaries made glibc map and fault fresh
@@ -49,14 +51,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from conf_server.logs import get_logger
-from conf_server.runtime.engine_core import TICK, MediaCore, RxBatch
-from conf_server.runtime.legs import (
+from conf_server.engine.clock import STATS_EVERY_TICKS, TickClock
+from conf_server.engine.core import TICK, MediaCore, RxBatch
+from conf_server.engine.legs import (
     DigitCallback,
     DoneCallback,
     EngineStats,
@@ -66,16 +67,17 @@ from conf_server.runtime.legs import (
     RecordCallback,
     TalkCallback,
 )
+from conf_server.logs import get_logger
 from conf_server.runtime.ports import PortAllocator
 from conf_server.runtime.rtp_transport import LegSocket, RtpTransport
 from media.dtmf import Digit
 from media.errors import MediaConfigError
+from media.mixer import MAX_GAIN_DB, MIN_GAIN_DB
 from media.playback import PromptPlayer
 from sip.offer_answer import MediaParams
 
 log = get_logger("media.engine")
 
-MAX_BEHIND = 5
 RX_ROWS = 8192
 # Rows of the receive batch. A 20 ms G.711 packet is 172 bytes; 512 leaves room for CSRCs and
 # header extensions, and a longer datagram (truncated to the row) cannot hold a 160-byte frame
@@ -83,49 +85,6 @@ RX_ROWS = 8192
 # header parsing and decoding of 1,500 packets about twice as fast (cache and TLB misses).
 RX_ROW_LEN = 512
 Command = Callable[[], None]
-
-
-@dataclass(slots=True)
-class TickVerdict:
-    """What ``TickClock.finished`` concluded about one tick."""
-
-    overrun: bool
-    skipped: int
-    next_deadline: float
-
-
-class TickClock:
-    """Absolute 20 ms deadlines, lateness and overrun accounting (no clock of its own)."""
-
-    def __init__(self, start: float, stats: EngineStats, period: float = TICK) -> None:
-        self.period = period
-        self.deadline = start
-        self.stats = stats
-        self.skipped = 0
-
-    def started(self, now: float) -> float:
-        """The tick due at ``self.deadline`` starts at ``now``; returns its lateness (s)."""
-        lateness = now - self.deadline
-        self.stats.ticks += 1
-        self.stats.record_lateness(lateness)
-        return lateness
-
-    def finished(self, now: float) -> TickVerdict:
-        """The tick ended at ``now``: advance to the next deadline, count overruns/skips."""
-        self.deadline += self.period
-        overrun = now > self.deadline
-        skipped = 0
-        if overrun:
-            self.stats.overruns += 1
-            behind = int((now - self.deadline) / self.period)
-            if behind > MAX_BEHIND:
-                skipped = behind
-                self.skipped += behind
-                self.deadline += behind * self.period
-        return TickVerdict(overrun, skipped, self.deadline)
-
-
-STATS_EVERY_TICKS = 500  # an engine.stats line every 10 s
 
 
 def realtime(priority: int) -> bool:
@@ -315,10 +274,11 @@ class MediaEngine:
         gain_in_db: float | None = None,
         gain_out_db: float | None = None,
     ) -> None:
-        """Change a leg's flags and gains (None leaves a value alone); gains in [−20, 20] dB."""
+        """Change a leg's flags and gains (None leaves a value alone); gains within the mixer's
+        ``MIN_GAIN_DB``…``MAX_GAIN_DB``."""
         for name, gain in (("gain_in_db", gain_in_db), ("gain_out_db", gain_out_db)):
-            if gain is not None and not -20.0 <= gain <= 20.0:
-                raise ValueError(f"{name} {gain} outside [-20, 20] dB")
+            if gain is not None and not MIN_GAIN_DB <= gain <= MAX_GAIN_DB:
+                raise ValueError(f"{name} {gain} outside [{MIN_GAIN_DB:g}, {MAX_GAIN_DB:g}] dB")
         flags = {
             "muted": muted,
             "deaf": deaf,

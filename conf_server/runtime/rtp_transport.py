@@ -47,8 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from conf_server.engine.core import RxBatch, TxBatch
 from conf_server.runtime.batch_io import ADDR_LEN, SendTable, recv_batch, unpack_sockaddr
-from conf_server.runtime.engine_core import RxBatch, TxBatch
 from conf_server.runtime.ports import PortAllocator, PortPair
 from media.errors import MediaConfigError
 

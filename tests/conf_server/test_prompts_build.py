@@ -1,13 +1,16 @@
-"""The committed English prompt files and the generator that makes them (espeak-ng + sox)."""
+"""The committed prompt files and hold music, and the generator that makes them."""
 
 from __future__ import annotations
 
+import tempfile
 import tomllib
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conf_server import prompts_build
 from conf_server.domain.speech import CATALOGUE
@@ -17,10 +20,13 @@ from conf_server.prompts_build import (
     build_all,
     build_prompt,
     find_tool,
+    music_on_hold,
     render_index,
+    write_wav,
 )
 
 EN = Path(__file__).resolve().parents[2] / "config" / "prompts" / "en"
+MOH_FILE = EN.parent / "moh.wav"
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
@@ -119,3 +125,33 @@ def test_main_parses_its_argument(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(prompts_build, "build_all", fake_build_all)
     assert prompts_build.main([str(tmp_path / "en")]) == 0
     assert seen == [tmp_path / "en"]
+
+
+def test_hold_music_is_whole_frames_quiet_and_below_1100_hz() -> None:
+    music = music_on_hold()
+    assert len(music) % 160 == 0 and len(music) / 8000 > 8.0
+    peak_dbfs = 20 * np.log10(np.abs(music).max() / 32767)
+    assert -24.0 < peak_dbfs < -12.0
+    spectrum = np.abs(np.fft.rfft(music.astype(np.float64)))
+    freqs = np.fft.rfftfreq(len(music), 1 / 8000)
+    # The dial-in tests listen for tones above 1.2 kHz while the music plays.
+    assert spectrum[freqs > 1200].sum() < 0.02 * spectrum.sum()
+
+
+def test_committed_file_is_the_generated_music(tmp_path: Path) -> None:
+    assert np.array_equal(read_prompt(MOH_FILE), music_on_hold())
+    out = tmp_path / "moh.wav"
+    assert prompts_build.main(["--moh", str(out)]) == 0
+    assert out.read_bytes() == MOH_FILE.read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        prompts_build.main([])
+    assert exit_.value.code == 2
+
+
+@given(st.lists(st.integers(-32768, 32767), min_size=1, max_size=400))
+def test_wav_round_trip(values: list[int]) -> None:
+    samples = np.array(values, np.int16)
+    with tempfile.TemporaryDirectory() as tmp:  # hypothesis runs many examples: one file each
+        path = Path(tmp) / "x.wav"
+        write_wav(path, samples)
+        assert np.array_equal(read_prompt(path), samples)

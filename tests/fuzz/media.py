@@ -40,7 +40,7 @@ from media.rtp import RtpPacket, parse_batch
 from media.stats import SendStats
 from tests.fuzz.common import NOW, ROOT, InvariantError, hex_values, own_seeds
 
-ROW_LEN = 2048  # conf_server/runtime/engine_core.RxBatch rows
+ROW_LEN = 2048  # conf_server/engine/core.RxBatch rows
 STALE = 0xA5  # what fills a batch row after the packet: the engine reuses its buffer
 RECORD = struct.Struct("!IB4s")
 OUR_SSRC = 0x1234_5678

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from conf_server.engine.legs import Leg
 from conf_server.runtime.calls import Call
 from conf_server.runtime.conference_ivr import IvrCall
 from conf_server.runtime.conference_media import Speaker
-from conf_server.runtime.legs import Leg
 from tests.integration.conftest import DEMO_DID, MakeServer, events, run_phone, sip_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

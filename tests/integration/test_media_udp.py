@@ -18,10 +18,10 @@ import pytest
 import structlog
 from numpy.typing import NDArray
 
+from conf_server.engine.core import RxBatch
+from conf_server.engine.legs import Leg
 from conf_server.runtime import engine as engine_module
 from conf_server.runtime.engine import MediaEngine
-from conf_server.runtime.engine_core import RxBatch
-from conf_server.runtime.legs import Leg
 from conf_server.runtime.ports import PortAllocator
 from conf_server.runtime.rtp_transport import RtpTransport
 from media.dtmf import Digit

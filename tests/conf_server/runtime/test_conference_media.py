@@ -1,29 +1,16 @@
-"""Prompt queues (``Speaker``), prompt lookup and the hold music, without an engine."""
+"""Prompt queues (``Speaker``) and prompt lookup, without an engine."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hypothesis import given
-from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from conf_server.domain.meeting import Tone
-from conf_server.prompts import read_prompt
-from conf_server.runtime.conference_media import (
-    MAX_NOTICES,
-    PromptLibrary,
-    Speaker,
-    main,
-    music_on_hold,
-    write_wav,
-)
+from conf_server.runtime.conference_media import MAX_NOTICES, PromptLibrary, Speaker
 from media import tones
-
-MOH_FILE = Path(__file__).resolve().parents[3] / "config" / "prompts" / "moh.wav"
 
 
 def clip(value: int, n: int = 160) -> NDArray[np.int16]:
@@ -143,33 +130,3 @@ def test_library_reports_missing_names_and_synthesises_tones() -> None:
     assert "rollcall/x" in library
     library.discard("rollcall/x")
     assert "rollcall/x" not in library
-
-
-def test_hold_music_is_whole_frames_quiet_and_below_1100_hz() -> None:
-    music = music_on_hold()
-    assert len(music) % 160 == 0 and len(music) / 8000 > 8.0
-    peak_dbfs = 20 * np.log10(np.abs(music).max() / 32767)
-    assert -24.0 < peak_dbfs < -12.0
-    spectrum = np.abs(np.fft.rfft(music.astype(np.float64)))
-    freqs = np.fft.rfftfreq(len(music), 1 / 8000)
-    # The dial-in tests listen for tones above 1.2 kHz while the music plays.
-    assert spectrum[freqs > 1200].sum() < 0.02 * spectrum.sum()
-
-
-def test_committed_file_is_the_generated_music(tmp_path: Path) -> None:
-    assert np.array_equal(read_prompt(MOH_FILE), music_on_hold())
-    out = tmp_path / "moh.wav"
-    assert main([str(out)]) == 0
-    assert out.read_bytes() == MOH_FILE.read_bytes()
-    assert main([]) == 2
-
-
-@given(st.lists(st.integers(-32768, 32767), min_size=1, max_size=400))
-def test_wav_round_trip(values: list[int]) -> None:
-    import tempfile  # hypothesis runs many examples: one file each
-
-    samples = np.array(values, np.int16)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "x.wav"
-        write_wav(path, samples)
-        assert np.array_equal(read_prompt(path), samples)

@@ -17,17 +17,17 @@ capacity) and runs one 20 ms :meth:`MediaCore.tick`:
 2. the bank pops one frame per slot (a leg being recorded, for a roll-call name, has its
    frames kept until the clip is complete); legs without telephone-event run ``InbandDetector``;
    ``TalkDetector`` updates who talks (events come out paired);
-3. prompts become per-leg or per-meeting overlays (``engine_overlays``), music on hold
-   advances once, and
-   ``media.mixer.mix`` mixes all meetings in one vectorised pass;
+3. prompts become per-leg or per-meeting overlays (:mod:`conf_server.engine.overlays`), music
+   on hold advances once, and ``media.mixer.mix`` mixes all meetings in one vectorised pass;
 4. the shared mix rows are encoded once per codec present, private frames once each, and every
    sending leg's payload is gathered from those rows, so listeners of one meeting receive the
    very same bytes; headers for all senders are built with ``build_headers``.
 
-RTCP reports are built and read by :mod:`conf_server.runtime.engine_rtcp` from these arrays.
-The live engine (sockets, threads) and the file mixdown both drive this class, so there is one
-tick code path. Callbacks (digits, talking, prompt done) are not called here: they are queued
-in :attr:`MediaCore.outbox` as zero-argument callables for the driver to run in its own thread.
+RTCP reports are built and read by :mod:`conf_server.engine.rtcp` from these arrays.
+The live engine (``conf_server/runtime/engine.py``: sockets, thread, clock) and the file mixdown
+(``conf_server/mixdown.py``) both drive this class, so there is one tick code path. Callbacks
+(digits, talking, prompt done) are not called here: they are queued in :attr:`MediaCore.outbox`
+as zero-argument callables for the driver to run in its own thread.
 Topology changes (join, leave, flags, gains) only mark the plan dirty; it is rebuilt at the start
 of the next tick, so a tick always mixes one consistent topology.
 """
@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from conf_server.runtime.engine_overlays import PromptOverlays
-from conf_server.runtime.engine_rtcp import RTCP_INTERVAL, RtcpBook
-from conf_server.runtime.legs import Leg, LegSummary, Playback, RecordCallback
+from conf_server.engine.legs import Leg, LegSummary, Playback, RecordCallback
+from conf_server.engine.overlays import PromptOverlays
+from conf_server.engine.rtcp import RTCP_INTERVAL, RtcpBook
 from media import g711
 from media.dtmf import Digit, DtmfReceiver
 from media.errors import MediaConfigError, MediaParseError
@@ -537,7 +537,7 @@ class MediaCore:
         self.packets_out[send] += 1
         return TxBatch(send, packets)
 
-    # -- RTCP (engine_rtcp) -----------------------------------------------------------------
+    # -- RTCP (conf_server.engine.rtcp) -------------------------------------------------------
 
     def lost(self) -> NDArray[np.int64]:
         """Packets lost per slot (RFC 3550 A.3), as the summary and RTCP report it."""

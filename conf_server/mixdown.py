@@ -67,12 +67,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from conf_server.engine.core import FRAME, TICK, MediaCore, RxBatch
+from conf_server.engine.legs import Leg, Playback
 from conf_server.prompts import PromptError, read_prompt
-from conf_server.runtime.engine_core import FRAME, TICK, MediaCore, RxBatch
-from conf_server.runtime.legs import Leg, Playback
 from media import g711, tones
 from media.dtmf import KEYS, Digit, DtmfSender
 from media.errors import MediaConfigError
+from media.mixer import MAX_GAIN_DB, MIN_GAIN_DB
 from media.playback import PromptPlayer
 from sip.offer_answer import MediaParams
 from sip.sdp import PCMA, PCMU, Codec, Direction
@@ -219,8 +220,8 @@ def _parse_join(table: _Table, legs: Mapping[str, LegSpec], fields: dict[str, An
 
 def _parse_gain(table: _Table, legs: Mapping[str, LegSpec], fields: dict[str, Any]) -> None:
     _leg_field(table, legs, fields)
-    fields["gain_in_db"] = table.number("in_db", -20.0, 20.0)
-    fields["gain_out_db"] = table.number("out_db", -20.0, 20.0)
+    fields["gain_in_db"] = table.number("in_db", MIN_GAIN_DB, MAX_GAIN_DB)
+    fields["gain_out_db"] = table.number("out_db", MIN_GAIN_DB, MAX_GAIN_DB)
     if fields["gain_in_db"] is None and fields["gain_out_db"] is None:
         raise table.error("in_db", "a gain event needs in_db and/or out_db")
 

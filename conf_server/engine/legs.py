@@ -4,12 +4,12 @@ References: RFC 3550 §6.4 (the figures a leg's summary reports: packets, loss, 
 (digits come out through ``on_digit``), RFC 3264 §5.1 (a leg's direction decides whether we send).
 
 Theory of operation. These are plain records shared by the live engine
-(``conf_server.runtime.engine``), its sans-IO tick (``conf_server.runtime.engine_core``) and the
-file mixdown. A :class:`Leg` is the handle the call layer keeps: its ``id``, our RTP ``host`` and
-``port`` for the SDP answer, and the slot it occupies in the tick's arrays. A :class:`Playback`
-is the handle of a prompt; ``cancel`` only sets a flag that the tick reads, so it is safe from
-any thread. :class:`EngineStats` accumulates tick lateness in a fixed histogram (0.1 ms bins up
-to 100 ms) so percentiles cost nothing per tick.
+(``conf_server.runtime.engine``), its sans-IO tick (``conf_server.engine.core``) and the file
+mixdown (``conf_server.mixdown``). A :class:`Leg` is the handle the call layer keeps: its ``id``,
+our RTP ``host`` and ``port`` for the SDP answer, and the slot it occupies in the tick's arrays.
+A :class:`Playback` is the handle of a prompt; ``cancel`` only sets a flag that the tick reads,
+so it is safe from any thread. :class:`EngineStats` accumulates tick lateness in a fixed
+histogram (0.1 ms bins up to 100 ms) so percentiles cost nothing per tick.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from conf_server.runtime import mixdown as mixdown_module
-from conf_server.runtime.mixdown import (
+from conf_server import mixdown as mixdown_module
+from conf_server.mixdown import (
     EXIT_USAGE,
     TimelineError,
     add_parser,

@@ -13,7 +13,7 @@ ran out is dropped and its handle's ``on_done`` is handed to ``finish`` (the cor
 its outbox), a cancelled one is dropped silently. A meeting prompt may leave legs out (an
 entrant does not hear its own entry tone): each such leg gets the sum of the meeting's other
 running prompts in place of the meeting's overlay frame, only while it is still that live leg
-and in that meeting. It is split from ``engine_core`` to keep both modules short.
+and in that meeting. It is split from ``conf_server.engine.core`` to keep both modules short.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from conf_server.runtime.legs import Leg, Playback
+from conf_server.engine.legs import Leg, Playback
 from media.mixer import LegOverlays, MeetingOverlays
 from media.playback import PromptPlayer
 

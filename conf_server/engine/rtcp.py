@@ -10,8 +10,8 @@ expected/received figures of the previous report (for the interval's fraction lo
 calls :meth:`RtcpBook.due` once per tick; it builds a compound SR+SDES for every slot whose
 report time has come, from the jitter bank's counters, and schedules the next one. Reports
 received from a peer go through :meth:`RtcpBook.received`, which files SRs and reports about
-our SSRC into the slot's ``SendStats``. It is split from ``engine_core`` only to keep both
-modules short; it reads the core's arrays and owns no clock.
+our SSRC into the slot's ``SendStats``. It is split from ``conf_server.engine.core`` only to keep
+both modules short; it reads the core's arrays and owns no clock.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from media.rtcp import (
 )
 
 if TYPE_CHECKING:
-    from conf_server.runtime.engine_core import MediaCore
+    from conf_server.engine.core import MediaCore
 
 RTCP_INTERVAL = 5.0
 FRAME = 160
