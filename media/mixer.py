@@ -43,6 +43,7 @@ from media.errors import MediaConfigError
 
 FRAME = 160
 NO_MEETING = -1
+# The one home of the gain limits: the meeting service and the REST API refuse what lies outside.
 MIN_GAIN_DB = -20.0
 MAX_GAIN_DB = 20.0
 GAIN_SHIFT = 9
@@ -58,7 +59,7 @@ _I16_MIN, _I16_MAX = -32768, 32767
 
 
 def gain_db_to_q(gain_db: ArrayLike, what: str = "gain") -> NDArray[np.int32]:
-    """dB (−20…+20) to Q9 fixed point, rounded; out of range raises ``MediaConfigError``."""
+    """dB (``MIN_GAIN_DB``…``MAX_GAIN_DB``) to Q9, rounded; beyond raises ``MediaConfigError``."""
     db = np.asarray(gain_db, dtype=np.float64)
     bad = ~((db >= MIN_GAIN_DB) & (db <= MAX_GAIN_DB))  # NaN is bad too
     if bad.any():

@@ -8,13 +8,15 @@ Theory of operation
 Every change goes through the one ``MeetingService`` (``outcome = service.op(..., now)``, then
 ``live.apply(outcome)``), so an operator's PUT and a host's keypad raise the same events. A
 request is checked completely before the first change, so a 422 never leaves a call half
-changed. ``muteMode``/``holdMode`` take 0 (off) or 40 (on: by the host/operator); a listener
-shows ``muteMode`` 32 (listeners are never heard). ``gainLevel`` is the call's input gain in
-dB. Besides the meeting's own attributes, ``PUT /meetings/{n}/attributes/{name}`` accepts three
-live switches, ``conference_locked``, ``conference_muted`` and ``conference_held`` (``on``/
-``off``): lock, mute all and hold all; the counts ``conf_*_count`` are read-only. Regular users
-see and control only the meetings of their own rooms. Live times are monotonic in the service;
-they are shown as UNIX milliseconds by offsetting with the wall clock.
+changed; the service does the checking (``check_gain``, ``check_mute``) and the API only names
+the field in its error body. ``muteMode``/``holdMode`` take 0 (off) or 40 (on: by the
+host/operator); a listener shows ``muteMode`` 32 (listeners are never heard). ``gainLevel`` is
+the call's input gain in dB, within the mixer's limits (``media.mixer``, ±20 dB). Besides the
+meeting's own attributes, ``PUT /meetings/{n}/attributes/{name}`` accepts three live switches,
+``conference_locked``, ``conference_muted`` and ``conference_held`` (``on``/``off``): lock, mute
+all and hold all; the counts ``conf_*_count`` are read-only. Regular users see and control only
+the meetings of their own rooms. Live times are monotonic in the service; they are shown as UNIX
+milliseconds by offsetting with the wall clock.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from conf_server.domain.meeting import (
     UnknownCallError,
     UnknownMeetingError,
 )
-from conf_server.domain.service import MAX_GAIN_DB, MeetingService, Outcome
+from conf_server.domain.service import MeetingService, Outcome
 
 router = APIRouter()
 Json = dict[str, Any]
@@ -127,8 +129,8 @@ def _live(ctx: ApiContext) -> LiveControl:
 
 
 @contextmanager
-def meeting_errors() -> Iterator[None]:
-    """The service's exceptions as HTTP errors."""
+def meeting_errors(field: str | None = None) -> Iterator[None]:
+    """The service's exceptions as HTTP errors; a refusal names ``field`` of the request."""
     try:
         yield
     except UnknownCallError as exc:
@@ -136,11 +138,11 @@ def meeting_errors() -> Iterator[None]:
     except UnknownMeetingError as exc:
         raise NotFoundApiError("meeting") from exc
     except NotAllowedError as exc:
-        raise ConflictApiError(str(exc)) from exc
+        raise ConflictApiError(str(exc), field) from exc
     except ValueError as exc:  # InvalidValueError and the attribute checks
-        raise ValidationApiError.one(None, str(exc)) from exc
+        raise ValidationApiError.one(field, str(exc)) from exc
     except MeetingError as exc:
-        raise ConflictApiError(str(exc)) from exc
+        raise ConflictApiError(str(exc), field) from exc
 
 
 async def _owners(ctx: ApiContext) -> Owners:
@@ -334,10 +336,12 @@ def _mode(value: int | None, field: str) -> bool | None:
 async def update_call(call_id: str, body: CallUpdate, ctx: Ctx, who: Who) -> Json:
     live, info = await _call(ctx, who, call_id)
     muted, held = _mode(body.mute_mode, "muteMode"), _mode(body.hold_mode, "holdMode")
-    if body.gain_level is not None and abs(body.gain_level) > MAX_GAIN_DB:
-        raise ValidationApiError.one("gainLevel", f"gainLevel must be within ±{MAX_GAIN_DB:g} dB")
-    if muted is False and info.role is Role.LISTENER:
-        raise ConflictApiError("a listener is never heard and cannot be unmuted", "muteMode")
+    with meeting_errors("gainLevel"):  # the service decides, for the whole request at once
+        if body.gain_level is not None:
+            live.service.check_gain(body.gain_level, info.gain_out_db)
+    with meeting_errors("muteMode"):
+        if muted is not None:
+            live.service.check_mute(call_id, muted)
     steps: list[Callable[[MeetingService, float], Outcome]] = []
     if body.gain_level is not None:
         gain = float(body.gain_level)

@@ -25,7 +25,6 @@ This module is pure: no I/O, no clock.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -50,6 +49,7 @@ from conf_server.domain.meeting import (
     Meeting,
     MeetingError,
     MeetingState,
+    NotAllowedError,
     Participant,
     Phase,
     PlayToCall,
@@ -78,8 +78,8 @@ from conf_server.domain.meeting_commands import (
 )
 from conf_server.domain.meeting_flow import open_meeting, step
 from conf_server.domain.speech import help_menu
+from media.mixer import MAX_GAIN_DB, MIN_GAIN_DB
 
-MAX_GAIN_DB: Final = 24.0
 _KEYPAD_TIMER: Final = "keypad:"
 
 
@@ -238,7 +238,13 @@ class MeetingService:
         return self._on_call(call, lambda: Leave(call, LeaveReason.KICKED), now)
 
     def mute(self, call: str, muted: bool, now: float, by: str = OPERATOR) -> Outcome:
+        self.check_mute(call, muted)
         return self._on_call(call, lambda: SetMute(call, muted, by), now)
+
+    def check_mute(self, call: str, muted: bool) -> None:
+        """Refuse what ``mute`` refuses, changing nothing (the API checks a whole request first)."""
+        if not muted and self.participant(call).listener:
+            raise NotAllowedError("a listener is never heard and cannot be unmuted")
 
     def mute_all(self, room: str, muted: bool, now: float, by: str = OPERATOR) -> Outcome:
         return self._apply(room, MuteAll(muted, by), now)
@@ -253,10 +259,17 @@ class MeetingService:
         return self._apply(room, HoldAll(held, by), now)
 
     def set_gain(self, call: str, gain_in_db: float, gain_out_db: float, now: float) -> Outcome:
-        for gain in (gain_in_db, gain_out_db):
-            if not (math.isfinite(gain) and abs(gain) <= MAX_GAIN_DB):
-                raise InvalidValueError(f"gain {gain} dB is outside ±{MAX_GAIN_DB} dB")
+        self.check_gain(gain_in_db, gain_out_db)
         return self._on_call(call, lambda: SetGain(call, gain_in_db, gain_out_db), now)
+
+    @staticmethod
+    def check_gain(gain_in_db: float, gain_out_db: float) -> None:
+        """Gains the mixer applies as they are: its own limits (``media.mixer``), NaN refused."""
+        for gain in (gain_in_db, gain_out_db):
+            if not MIN_GAIN_DB <= gain <= MAX_GAIN_DB:
+                raise InvalidValueError(
+                    f"gain {gain} dB is outside [{MIN_GAIN_DB:g}, {MAX_GAIN_DB:g}] dB"
+                )
 
     def set_attribute(self, room: str, name: str, value: object, now: float) -> Outcome:
         """Change one attribute of a live meeting, validated as on a meeting room."""

@@ -381,8 +381,8 @@ class Conference:
             deaf=a.deaf,
             held=held,
             listener=a.listener,
-            gain_in_db=_engine_gain(a.gain_in_db),
-            gain_out_db=_engine_gain(a.gain_out_db),
+            gain_in_db=a.gain_in_db,  # the service allows only what the mixer applies
+            gain_out_db=a.gain_out_db,
         )
 
     def _handle_join_mix(self, a: JoinMix) -> None:
@@ -512,8 +512,3 @@ def _plain(value: object) -> object:
     if isinstance(value, float):
         return round(value, 3)
     return value
-
-
-def _engine_gain(db: float) -> float:
-    """The service allows ±24 dB; the engine's gain stage stops at ±20 dB."""
-    return max(-20.0, min(20.0, db))

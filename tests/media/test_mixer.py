@@ -16,6 +16,8 @@ from media.mixer import (
     FRAME,
     GAIN_ONE,
     GAIN_SHIFT,
+    MAX_GAIN_DB,
+    MIN_GAIN_DB,
     WIDE_LIMIT,
     LegOverlays,
     MeetingOverlays,
@@ -341,6 +343,17 @@ def test_excluded_legs_do_not_hear_the_meeting_overlay_but_hear_the_meeting() ->
     heard = mix(plan, frames, talking, meeting_overlays=tone).heard()
     assert (heard[0] == 200).all() and (heard[2] == 1200).all()  # the meeting, no tone
     assert (heard[1] == 1010).all()  # the others still hear the tone
+
+
+def test_gain_limits_are_what_the_mixer_takes() -> None:
+    """The one home of the gain range (the service and the REST API refuse beyond it)."""
+    assert (MIN_GAIN_DB, MAX_GAIN_DB) == (-20.0, 20.0)
+    gain_db_to_q([MIN_GAIN_DB, MAX_GAIN_DB])
+    gains = [MIN_GAIN_DB, MAX_GAIN_DB]
+    MixPlan.build([0, 0], input_gain_db=gains, output_gain_db=gains[::-1])
+    for beyond in (np.nextafter(MAX_GAIN_DB, np.inf), np.nextafter(MIN_GAIN_DB, -np.inf)):
+        with pytest.raises(MediaConfigError, match="outside"):
+            gain_db_to_q(beyond)
 
 
 def test_gain_conversion_is_accurate() -> None:

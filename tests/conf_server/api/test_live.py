@@ -11,6 +11,7 @@ from conf_server.domain.meeting import (
     LockChanged,
     SetFlags,
 )
+from media.mixer import MAX_GAIN_DB, MIN_GAIN_DB
 from tests.conf_server.api.conftest import ALICE, BASE, BOB, OPERATOR, World, basic
 
 
@@ -72,9 +73,46 @@ async def test_call_update_is_checked_before_any_change(world: World) -> None:
     assert too_loud.status_code == 422
     listener = await c.put(f"{BASE}/calls/l", headers=basic(ALICE), json={"muteMode": 0})
     assert listener.status_code == 409
+    assert listener.json()["errors"] == [
+        {
+            "field": "muteMode",
+            "message": "a listener is never heard and cannot be unmuted",
+            "reference_sid": None,
+        }
+    ]
+    both = await c.put(
+        f"{BASE}/calls/l", headers=basic(ALICE), json={"gainLevel": 3, "muteMode": 0}
+    )
+    assert both.status_code == 409  # the service refuses the mute before the gain is changed
     assert len(b.applied) == before
     shown = await c.get(f"{BASE}/calls/l", headers=basic(ALICE))
     assert shown.json()["muteMode"] == 32
+
+
+async def test_gain_is_refused_beyond_the_mixers_limits_and_taken_at_them(world: World) -> None:
+    """The API shows the mixer's range (media.mixer) as the service applies it, never clamped."""
+    b, c = world.bridge, world.client
+    b.join("h", world.alice_room, Role.HOST)
+    before = len(b.applied)
+    for beyond in (MAX_GAIN_DB + 1, MIN_GAIN_DB - 1):
+        r = await c.put(f"{BASE}/calls/h", headers=basic(ALICE), json={"gainLevel": int(beyond)})
+        assert r.status_code == 422
+        assert r.json() == {
+            "message": "object validation error",
+            "errors": [
+                {
+                    "field": "gainLevel",
+                    "message": f"gain {int(beyond)} dB is outside [-20, 20] dB",
+                    "reference_sid": None,
+                }
+            ],
+        }
+    assert len(b.applied) == before
+    for limit in (MAX_GAIN_DB, MIN_GAIN_DB):
+        r = await c.put(f"{BASE}/calls/h", headers=basic(ALICE), json={"gainLevel": int(limit)})
+        assert r.status_code == 200
+        assert r.json()["calls"][0]["gainLevel"] == limit
+        assert _flags(world, "h").gain_in_db == limit  # what the mixer is given, as shown
 
 
 async def test_live_attributes_and_switches(world: World) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,6 +46,7 @@ from conf_server.domain.meeting import (
 )
 from conf_server.domain.service import InvalidValueError, MeetingService, Outcome
 from conf_server.domain.speech import tone_state
+from media.mixer import MAX_GAIN_DB, MIN_GAIN_DB, gain_db_to_q
 
 ROOM = "100001"
 H, P, L = Role.HOST, Role.PARTICIPANT, Role.LISTENER
@@ -678,6 +680,45 @@ def test_api_hold_one_call_and_gain() -> None:
     for bad in (30.0, float("nan"), float("inf")):
         with pytest.raises(InvalidValueError, match="gain"):
             b.svc.set_gain("p", bad, 0.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    "bad", [MAX_GAIN_DB + 0.5, MIN_GAIN_DB - 0.5, np.nextafter(MAX_GAIN_DB, np.inf), 24.0]
+)
+def test_gain_beyond_the_mixers_limits_is_refused(bad: float) -> None:
+    b = Bridge()
+    b.join("p", P)
+    with pytest.raises(InvalidValueError, match=r"outside \[-20, 20\] dB"):
+        b.svc.set_gain("p", bad, 0.0, 1.0)
+    with pytest.raises(InvalidValueError, match="outside"):
+        b.svc.set_gain("p", 0.0, bad, 1.0)
+    with pytest.raises(InvalidValueError, match="outside"):
+        MeetingService.check_gain(bad, 0.0)
+    assert (b.svc.participant("p").gain_in_db, b.svc.participant("p").gain_out_db) == (0.0, 0.0)
+
+
+def test_gain_at_the_mixers_limits_reaches_the_mixer_unchanged() -> None:
+    b = Bridge()
+    b.join("h", H)
+    b.join("p", P)
+    out = b.do(lambda s: s.set_gain("p", MAX_GAIN_DB, MIN_GAIN_DB, 1.0))
+    (flags,) = [a for a in out.actions if isinstance(a, SetFlags)]
+    assert (flags.gain_in_db, flags.gain_out_db) == (MAX_GAIN_DB, MIN_GAIN_DB)
+    gain_db_to_q([flags.gain_in_db, flags.gain_out_db])  # the mixer takes them as they are
+
+
+def test_unmuting_a_listener_is_refused_before_anything_changes() -> None:
+    b = Bridge()
+    b.join("h", H)
+    b.join("l", L)
+    with pytest.raises(NotAllowedError, match="a listener is never heard and cannot be unmuted"):
+        b.svc.check_mute("l", False)
+    with pytest.raises(NotAllowedError, match="a listener is never heard and cannot be unmuted"):
+        b.svc.mute("l", False, 1.0)
+    b.svc.check_mute("l", True)
+    b.svc.check_mute("h", False)
+    with pytest.raises(UnknownCallError):
+        b.svc.check_mute("nobody", False)
 
 
 def test_set_attribute_validates_like_a_room() -> None:

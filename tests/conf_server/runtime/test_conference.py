@@ -29,6 +29,7 @@ from conf_server.runtime.conference_media import PromptLibrary
 from conf_server.store import Store
 from conf_server.store.provision import provision_file
 from media.dtmf import Digit
+from media.mixer import MAX_GAIN_DB, MIN_GAIN_DB
 from sip.events import DialogId, InviteId
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -336,6 +337,11 @@ async def test_live_control_for_the_api(
     now = rig.conference.now()
     rig.conference.apply(rig.conference.service.mute("c1", True, now))
     assert rig.conference.call_info("c1").muted  # type: ignore[union-attr]
+    rig.conference.apply(rig.conference.service.set_gain("c1", MAX_GAIN_DB, MIN_GAIN_DB, now))
+    shown = rig.conference.call_info("c1")
+    engine = [e[2] for e in rig.engine.log if e[0] == "flags" and e[1] is call.leg][-1]
+    assert shown is not None and (shown.gain_in_db, shown.gain_out_db) == (20.0, -20.0)
+    assert (engine["gain_in_db"], engine["gain_out_db"]) == (20.0, -20.0)  # as shown, unclamped
     assert call.leg.on_talking is not None
     call.leg.on_talking(True)
     assert isinstance(rig.events[-1], TalkingChanged) and rig.events[-1].talking
