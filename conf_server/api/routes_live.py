@@ -41,6 +41,7 @@ from conf_server.api.errors import (
 )
 from conf_server.api.query import Known
 from conf_server.domain.attributes import Role
+from conf_server.domain.errors import IllegalInputError
 from conf_server.domain.live import LiveCallInfo, LiveControl
 from conf_server.domain.meeting import (
     Meeting,
@@ -141,7 +142,7 @@ def meeting_errors(field: str | None = None) -> Iterator[None]:
         raise ConflictApiError(str(exc), field) from exc
     except ValueError as exc:  # InvalidValueError and the attribute checks
         raise ValidationApiError.one(field, str(exc)) from exc
-    except MeetingError as exc:
+    except (MeetingError, IllegalInputError) as exc:  # not possible in this state: 409
         raise ConflictApiError(str(exc), field) from exc
 
 

@@ -41,14 +41,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum, IntEnum, IntFlag
 
-
-class AttributeValueError(ValueError):
-    """An unknown attribute, a bad value, or an override at a level its group forbids."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"attribute {name!r}: {reason}")
-        self.name = name
-        self.reason = reason
+# The store imports it from here.
+from conf_server.domain.errors import AttributeValueError as AttributeValueError  # noqa: PLC0414
 
 
 class Role(IntEnum):

@@ -7,6 +7,12 @@ answered) and performs what it asks (play, stop, arm or cancel a timer, look a c
 hang up). States are an Enum and transitions one table: an input absent from the table for the
 current state raises ``IllegalInputError``, never passes silently.
 
+Keys and the caller's hang-up are accepted in every state, so the runtime hands them over without
+asking where the dialogue is: a key before the greeting (``IDLE``) is dropped with ``EarlyKey``
+(the runtime logs it), a key while nothing is collected (a check, a lookup, the farewell) or
+after ``Join`` (the meeting's keypad owns the keys once the meeting has the call) or after the end
+is dropped; a hang-up ends the dialogue wherever it is, and after the end changes nothing.
+
 The dialogue, after the guessing-protection check (``conf_server.domain.lockout``; a locked
 caller hears "access refused", "goodbye" and is hung up):
 
@@ -20,8 +26,9 @@ caller hears "access refused", "goodbye" and is hung up):
 3. The runtime looks the code up. Wrong: "invalid code", ``RecordFailure`` (counted across calls
    by the lockout) and ask again; after ``max_failures`` (``call_operator_after``, default 3,
    ``None`` = unlimited) "too many attempts", "goodbye", a security event and hang-up.
-4. When the room has PINs (Horn-style second gate) the same rules collect a PIN; an organizer PIN
-   joins as host whatever the code's role.
+4. When the room has PINs (Horn-style second gate) the same rules collect a PIN, which the runtime
+   checks with ``conf_server.domain.pins.match_pin``; an organizer PIN joins as host whatever the
+   code's role.
 5. ``Join(room, role)``. Start/stop rules, full and locked rooms belong to the meeting service.
 
 Secrets: the code and PIN leave the machine only in ``LookupCode``/``LookupPin``; they are
@@ -37,23 +44,12 @@ from enum import Enum
 from typing import Any, Final
 
 from conf_server.domain.attributes import Role
+from conf_server.domain.errors import IllegalInputError, IvrConfigError, IvrError
 from conf_server.domain.lockout import Locked, Scope, SecurityEvent, SecurityKind
 
 FIRST_DIGIT_TIMER: Final = "ivr.first_digit"
 INTER_DIGIT_TIMER: Final = "ivr.inter_digit"
 KEYS: Final = "0123456789*#ABCD"
-
-
-class IvrError(Exception):
-    """Base of the IVR's exceptions."""
-
-
-class IllegalInputError(IvrError):
-    """An input the current state does not accept: a bug in whoever fed the machine."""
-
-
-class IvrConfigError(IvrError, ValueError):
-    """An IVR setting outside its range; the message names the attribute."""
 
 
 class State(Enum):
@@ -265,6 +261,13 @@ class RecordFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class EarlyKey:
+    """A key pressed before the dialogue started, dropped; the runtime logs ``ivr.early_digit``.
+
+    The key itself is not kept: it may be the start of a code."""
+
+
+@dataclass(frozen=True, slots=True)
 class Join:
     room_id: str
     role: Role
@@ -284,6 +287,7 @@ Action = (
     | LookupCode
     | LookupPin
     | RecordFailure
+    | EarlyKey
     | Join
     | Hangup
     | SecurityEvent
@@ -380,8 +384,14 @@ def _handle_lockout_status(s: Session, event: LockoutStatus, now: float) -> Step
 
 
 def _handle_discard(s: Session, event: Input, now: float) -> Step:
-    """Keys pressed while nothing is being collected (a lookup, a farewell) are dropped."""
+    """Keys pressed while nothing is being collected (a lookup, a farewell, after the IVR) are
+    dropped; so is the caller's hang-up after the end."""
     return s, []
+
+
+def _handle_early_key(s: Session, event: DigitPressed, now: float) -> Step:
+    """A key before ``CallStarted``: the greeting has not begun, nothing collects yet."""
+    return s, [EarlyKey()]
 
 
 def _handle_key(s: Session, event: DigitPressed, now: float) -> Step:
@@ -520,16 +530,21 @@ _WAITING_ROW: Final[dict[type, Handler]] = {
 }
 
 TRANSITIONS: Final[Mapping[State, Mapping[type, Handler]]] = {
-    State.IDLE: {CallStarted: _handle_call_started},
+    State.IDLE: {
+        CallStarted: _handle_call_started,
+        DigitPressed: _handle_early_key,
+        CallerHungUp: _handle_caller_hung_up,
+    },
     State.CHECKING_LOCKOUT: {LockoutStatus: _handle_lockout_status, **_WAITING_ROW},
     State.COLLECTING_CODE: _COLLECTING_ROW,
     State.LOOKING_UP_CODE: {CodeLookedUp: _handle_code_looked_up, **_WAITING_ROW},
     State.COLLECTING_PIN: _COLLECTING_ROW,
     State.CHECKING_PIN: {PinChecked: _handle_pin_checked, **_WAITING_ROW},
     State.FAREWELL: {PromptFinished: _handle_hang_up_after_prompt, **_WAITING_ROW},
-    # After Join the meeting keypad owns the keys; after the end nothing is expected.
-    State.JOINED: {},
-    State.ENDED: {},
+    # After Join the meeting's keypad owns the keys: one that reaches the IVR raced the hand-over
+    # (or came after the meeting hung the call up) and is dropped.
+    State.JOINED: _WAITING_ROW,
+    State.ENDED: {DigitPressed: _handle_discard, CallerHungUp: _handle_discard},
 }
 """state → input type → handler; anything absent is an ``IllegalInputError``."""
 

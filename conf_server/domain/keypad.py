@@ -30,6 +30,7 @@ from enum import Enum
 from typing import Final
 
 from conf_server.domain.attributes import Role
+from conf_server.domain.errors import KeypadError
 from conf_server.domain.speech import HELP_FEATURES
 
 KEYPAD_TIMEOUT: Final = 3.0
@@ -37,10 +38,6 @@ KEYPAD_TIMEOUT: Final = 3.0
 
 KEYS: Final = "0123456789*#ABCD"
 _SPEAKABLE: Final = frozenset("0123456789*#")
-
-
-class KeypadError(ValueError):
-    """A key outside RFC 4733 events 0–15."""
 
 
 class Operation(Enum):

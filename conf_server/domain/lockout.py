@@ -69,16 +69,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from conf_server.domain.errors import LockoutConfigError
+
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 UNIDENTIFIED_CALLERS: Final = frozenset(
     {"", "anonymous", "unknown", "restricted", "private", "unavailable", "withheld"}
 )
 """Caller identities that name nobody; failures are not counted against them."""
-
-
-class LockoutConfigError(ValueError):
-    """A guessing-protection parameter outside its range (the config loader names the key)."""
 
 
 class Scope(Enum):

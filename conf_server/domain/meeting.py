@@ -20,9 +20,10 @@ tones turned off take effect at the next leave, because every leave reads the cu
 
 A participant is in one of three phases: ``NAMING`` (roll call: recording their name before
 entering), ``WAITING`` (the meeting has not started: music on hold) and ``IN`` (joined to the
-mix). ``SetFlags`` always carries the full flag set of a call, so the runtime never merges
-partial updates; listeners always have ``listener=True`` and are never heard, whatever ``muted``
-says.
+mix); ``participant_flow`` is the table that moves a call between them, as ``meeting_flow`` is
+the one for the meeting's ``MeetingState``. ``SetFlags`` always carries the full flag set of a
+call, so the runtime never merges partial updates; listeners always have ``listener=True`` and
+are never heard, whatever ``muted`` says.
 
 Actions for one call are executed in order; ``Hangup`` waits for the call's queued prompts, so
 "conference_full" is heard before the line drops. The call is gone from the meeting when the
@@ -39,6 +40,13 @@ from enum import Enum
 from typing import Final, TypeVar
 
 from conf_server.domain.attributes import Role, roles
+from conf_server.domain.errors import MeetingConfigError
+
+# The REST API and the runtime import these from here.
+from conf_server.domain.errors import MeetingError as MeetingError  # noqa: PLC0414
+from conf_server.domain.errors import NotAllowedError as NotAllowedError  # noqa: PLC0414
+from conf_server.domain.errors import UnknownCallError as UnknownCallError  # noqa: PLC0414
+from conf_server.domain.errors import UnknownMeetingError as UnknownMeetingError  # noqa: PLC0414
 from conf_server.domain.ivr import CancelTimer, StartTimer
 
 DEFAULT_LANGUAGE: Final = "EN"
@@ -48,30 +56,6 @@ WARNING_LEAD: Final = 60.0
 
 OPERATOR: Final = "api"
 """The ``by`` of events caused through the REST API rather than by a caller's keypad."""
-
-
-class MeetingError(Exception):
-    """Base of the meeting service's exceptions."""
-
-
-class IllegalInputError(MeetingError):
-    """A command the meeting's current state does not accept: a bug in whoever sent it."""
-
-
-class UnknownCallError(MeetingError, LookupError):
-    """A command names a call that is not in any meeting."""
-
-
-class UnknownMeetingError(MeetingError, LookupError):
-    """A command names a room with no live meeting."""
-
-
-class NotAllowedError(MeetingError):
-    """An operation the rules forbid for this call (a listener is never unmuted)."""
-
-
-class MeetingConfigError(MeetingError, ValueError):
-    """A resolved attribute value the rules cannot use; the message names the attribute."""
 
 
 class MeetingState(Enum):

@@ -10,74 +10,99 @@ participants and listeners on hold while hosts talk) and ``muteMode`` (40: both 
 
 Theory of operation
 -------------------
-Commands are frozen dataclasses; ``TRANSITIONS`` maps each ``MeetingState`` to the commands it
-accepts and their handler, and anything else raises ``IllegalInputError``. A handler works on a
-private transaction (``_Tx``) that replaces the frozen meeting as it goes and collects actions and
-events in order; the caller's ``Meeting`` is never changed.
+Commands are frozen dataclasses (``meeting_commands``). ``classify`` reads one against the
+meeting's data (never its state) and names the ``MeetingInput`` it is: a ``Join`` is refused,
+asked for a name, or admitted as one of four kinds of caller; a ``Leave`` (or a call's end timer)
+is the last call out, the last host out under ``stop_how=moderator``, or any other; a fired timer
+is what it was armed for. ``TRANSITIONS`` maps (state × input) to the next state and the actions,
+run in order on a private ``Tx`` (``meeting_tx``); the state changes there and nowhere else.
+An input absent for the state raises ``IllegalInputError``; so do a ``Join`` of a call already
+present, a ``Leave`` with a reason only the meeting decides, and a timer that is not armed. The
+caller's ``Meeting`` is never changed. What happens to each call goes through the participant's
+own machine (``participant_flow``).
 
-Joining: a locked meeting refuses all but hosts ("conference_locked"); a full one (all calls or
-per role) refuses with "conference_full". With roll call the caller first records a name
-(``RecordName``; ``NameRecorded`` continues). Then, if the meeting has not started, the start
-rule decides: ``first`` starts it, ``moderator`` starts it when a host arrives, ``explicit``
-waits for ``Start``. Until then callers hear "waiting_for_host" and music; ``conference_start_wait``
-after the meeting was created, they are told goodbye and hung up. Starting moves every waiting
-caller into the mix, music stopped, with the join policies applied (``mute_policy`` per join,
-``hold_policy`` as the hold state the meeting begins with).
+States: ``WAITING`` (callers present, the start rule not met yet), ``ACTIVE``, ``ENDING`` (the
+last host left under ``stop_how=moderator``; the stop wait runs), ``ENDED`` (accepts nothing).
 
-Leaving: exit tone and roll-call name to the others; with nobody left the meeting ends; under
-``stop_how=moderator`` the last host leaving announces "host_left_ending" and arms the stop wait,
-after which everyone is told and hung up (a host coming back in time cancels it).
+=====================  ===================  ===================  ==========================
+input                  WAITING              ACTIVE               ENDING
+=====================  ===================  ===================  ==========================
+REFUSE                 refuse               refuse               refuse
+ASK_NAME               ask name             ask name             ask name
+ADMIT                  wait                 enter                enter
+ADMIT_STARTER          → ACTIVE: start      enter                enter
+ADMIT_HOST             wait                 enter                → ACTIVE: cancel stop
+                                                                 wait, enter
+ADMIT_HOST_STARTER     → ACTIVE: start      enter                → ACTIVE: cancel stop
+                                                                 wait, enter
+START                  → ACTIVE: start      ✗                    ✗
+LEAVE                  leave                leave                leave
+LEAVE_LAST             → ENDED: leave, end  → ENDED: leave, end  → ENDED: leave, end
+LEAVE_LAST_HOST        leave                → ENDING: leave,     leave
+                                            "host_left_ending",
+                                            arm the stop wait
+END                    → ENDED: end         → ENDED: end         → ENDED: end
+START_TIMEOUT          → ENDED: end, all    ✗                    ✗
+                       told goodbye
+STOP_TIMEOUT           ✗                    ✗                    → ENDED: end
+MAX_DURATION           ✗                    → ENDED: end         → ENDED: end
+MEETING_WARNING        ✗                    "ending in one       "ending in one minute"
+                                            minute"
+CALL_WARNING           warn the call        warn the call        warn the call
+controls (11)          apply                apply                apply
+=====================  ===================  ===================  ==========================
+
+The controls are ``SET_MUTE``, ``MUTE_ALL``, ``SET_LOCK``, ``SET_HOLD``, ``HOLD_ALL``,
+``SET_GAIN``, ``SET_ATTRIBUTE``, ``CYCLE_TONES``, ``ANNOUNCE_COUNT``, ``TALKING`` and
+``KEYPAD_WEBHOOK``: the same in every live state. ``ENDED`` accepts nothing.
+
+The rules behind the inputs and cells:
+
+* Joining: a locked meeting refuses all but hosts ("conference_locked"); a full one (all calls
+  or per role) refuses with "conference_full" (``REFUSE``). With roll call the caller first
+  records a name (``ASK_NAME``: ``RecordName``; ``NameRecorded`` admits it). An admitted caller
+  is a *starter* when the start rule starts the meeting with it (``first``: anyone;
+  ``moderator``: a host; ``explicit``: nobody — only ``Start`` does). A caller who waits hears
+  "waiting_for_host" and music; ``conference_start_wait`` after the meeting was created
+  (``START_TIMEOUT``) everyone is told goodbye and hung up. Starting moves every waiting caller
+  into the mix, music stopped, with the join policies applied (``mute_policy`` per join,
+  ``hold_policy`` as the hold state the meeting begins with).
+* Leaving: exit tone and roll-call name to the others; with nobody left the meeting ends; under
+  ``stop_how=moderator`` the last host leaving an active meeting announces "host_left_ending" and
+  arms the stop wait, after which everyone is told and hung up (``STOP_TIMEOUT``); a host
+  admitted in time makes the meeting active again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any, Final
 
+from conf_server.domain import meeting_controls as controls
 from conf_server.domain.attributes import Role
-from conf_server.domain.ivr import CancelTimer, StartTimer
+from conf_server.domain.errors import IllegalInputError
+from conf_server.domain.ivr import CancelTimer
 from conf_server.domain.meeting import (
-    SUPPORTED_LANGUAGES,
-    WARNING_LEAD,
-    Action,
-    CallHeld,
     CallJoined,
-    CallLeft,
-    CallMuted,
     CallRefused,
     EndReason,
-    Event,
     Hangup,
-    IllegalInputError,
-    JoinMix,
-    KeypadSequence,
-    LanguageFallback,
-    LeaveMix,
     LeaveReason,
-    LockChanged,
     Meeting,
     MeetingEnded,
     MeetingRules,
     MeetingStarted,
     MeetingState,
-    NotAllowedError,
     Participant,
     Phase,
-    PlayToCall,
-    PlayToMeeting,
     RecordName,
     StartHow,
-    StartMusicOnHold,
     Step,
     StopHow,
-    StopMusicOnHold,
-    TalkingChanged,
     TimerKind,
     TimerRef,
-    Tone,
-    UnknownCallError,
-    flags,
     rollcall_prompt,
 )
 from conf_server.domain.meeting_commands import (
@@ -100,99 +125,56 @@ from conf_server.domain.meeting_commands import (
     Talking,
     TimerFired,
 )
-from conf_server.domain.speech import participant_count, tone_state
-
-# What a leaving call hears before the line drops; ``None``: it has hung up, nothing to do.
-_FAREWELL: Final[Mapping[LeaveReason, tuple[str, ...] | None]] = {
-    LeaveReason.HANGUP: None,
-    LeaveReason.EXIT_KEY: ("goodbye",),
-    LeaveReason.KICKED: (),
-    LeaveReason.MEETING_ENDED: ("conference_ended", "goodbye"),
-    LeaveReason.CALL_MAX_DURATION: ("goodbye",),
-    LeaveReason.LOCKED: ("conference_locked", "goodbye"),
-    LeaveReason.FULL: ("conference_full", "goodbye"),
-    LeaveReason.START_TIMEOUT: ("goodbye",),
-}
-_CALL_LIMIT_TIMERS: Final = (TimerKind.CALL_WARN, TimerKind.CALL_END)
-_MEETING_LIMIT_TIMERS: Final = (TimerKind.MEETING_WARN, TimerKind.MEETING_END)
-_HOLDABLE: Final = frozenset({Role.PARTICIPANT, Role.LISTENER})
-_TONE_CYCLE: Final = {
-    (True, True): (True, False),
-    (True, False): (False, True),
-    (False, True): (False, False),
-    (False, False): (True, True),
-}
+from conf_server.domain.meeting_tx import (
+    CALL_LIMIT_TIMERS,
+    MEETING_LIMIT_TIMERS,
+    Tx,
+    arm_limit,
+    participant,
+)
+from conf_server.domain.participant_flow import FAREWELL, CallInput, call_step
 
 
-class _Tx:
-    """One command's work: the meeting as it changes, and the actions and events in order."""
+class MeetingInput(Enum):
+    """A command as the meeting's state machine sees it (``classify``)."""
 
-    def __init__(self, meeting: Meeting, now: float) -> None:
-        self.m = meeting
-        self.now = now
-        self.actions: list[Action] = []
-        self.events: list[Event] = []
-
-    def act(self, *actions: Action) -> None:
-        self.actions.extend(actions)
-
-    def emit(self, kind: type[Event], **fields: Any) -> None:
-        seq = self.m.seq + 1
-        self.m = replace(self.m, seq=seq)
-        self.events.append(
-            kind(room=self.m.room, instance=self.m.instance, seq=seq, at=self.now, **fields)
-        )
-
-    def get(self, call: str) -> Participant:
-        found = self.m.participants.get(call)
-        if found is None:
-            raise UnknownCallError(f"call {call!r} is not in meeting {self.m.room}")
-        return found
-
-    def put(self, p: Participant) -> None:
-        self.m = replace(self.m, participants={**self.m.participants, p.call: p})
-
-    def drop(self, call: str) -> None:
-        rest = {k: v for k, v in self.m.participants.items() if k != call}
-        self.m = replace(self.m, participants=rest)
-
-    def play(self, call: str, prompts: tuple[str, ...], exclusive: bool = False) -> None:
-        self.act(PlayToCall(call, prompts, exclusive, self.m.language))
-
-    def announce(self, prompts: tuple[str, ...] = (), tone: Tone | None = None, **kw: Any) -> None:
-        self.act(PlayToMeeting(self.m.room, prompts, tone, language=self.m.language, **kw))
-
-    def music(self, p: Participant, on: bool) -> Participant:
-        if p.music != on:
-            self.act(StartMusicOnHold(p.call) if on else StopMusicOnHold(p.call))
-        return replace(p, music=on)
-
-    def arm(self, ref: TimerRef, deadline: float) -> None:
-        name = self.m.timer_name(ref)
-        self.m = replace(self.m, timers={**self.m.timers, name: ref})
-        self.act(StartTimer(name, deadline))
-
-    def disarm(self, ref: TimerRef) -> None:
-        name = self.m.timer_name(ref)
-        if name in self.m.timers:
-            self.m = replace(self.m, timers={k: v for k, v in self.m.timers.items() if k != name})
-            self.act(CancelTimer(name))
-
-    def done(self) -> Step:
-        return Step(self.m, tuple(self.actions), tuple(self.events))
+    REFUSE = "refuse"  # a Join the lock or the limits keep out
+    ASK_NAME = "ask_name"  # a Join under roll call: the name first
+    ADMIT = "admit"  # a caller in: neither a host nor a starter
+    ADMIT_STARTER = "admit_starter"  # a caller in who starts the meeting (start_how=first)
+    ADMIT_HOST = "admit_host"  # a host in who does not start it (start_how=explicit)
+    ADMIT_HOST_STARTER = "admit_host_starter"  # a host in who starts it (first, moderator)
+    START = "start"
+    LEAVE = "leave"  # a call goes (hang-up, exit key, kick, its own time limit)
+    LEAVE_LAST = "leave_last"  # ... and nobody is left
+    LEAVE_LAST_HOST = "leave_last_host"  # ... the last host, others stay, stop_how=moderator
+    END = "end"
+    START_TIMEOUT = "start_timeout"
+    STOP_TIMEOUT = "stop_timeout"
+    MAX_DURATION = "max_duration"
+    MEETING_WARNING = "meeting_warning"
+    CALL_WARNING = "call_warning"
+    SET_MUTE = "set_mute"
+    MUTE_ALL = "mute_all"
+    SET_LOCK = "set_lock"
+    SET_HOLD = "set_hold"
+    HOLD_ALL = "hold_all"
+    SET_GAIN = "set_gain"
+    SET_ATTRIBUTE = "set_attribute"
+    CYCLE_TONES = "cycle_tones"
+    ANNOUNCE_COUNT = "announce_count"
+    TALKING = "talking"
+    KEYPAD_WEBHOOK = "keypad_webhook"
 
 
-def _arm_limit(tx: _Tx, kinds: tuple[TimerKind, TimerKind], limit: float | None, since: float,
-               call: str | None = None) -> None:  # fmt: skip
-    """Arm the one-minute warning (when the limit is longer than a minute) and the end."""
-    warn, end = kinds
-    tx.disarm(TimerRef(warn, call))
-    tx.disarm(TimerRef(end, call))
-    if limit is None:
-        return
-    if limit > WARNING_LEAD:
-        tx.arm(TimerRef(warn, call), since + limit - WARNING_LEAD)
-    tx.arm(TimerRef(end, call), since + limit)
+# An action takes the command its input was classified from; Any keeps one table for all.
+MeetingAction = Callable[[Tx, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    next: MeetingState
+    actions: tuple[MeetingAction, ...]
 
 
 # --- joining ------------------------------------------------------------------------------------
@@ -210,353 +192,332 @@ def _refusal(m: Meeting, role: Role) -> LeaveReason | None:
     return None
 
 
-def _handle_join(tx: _Tx, cmd: Join) -> None:
-    if cmd.call in tx.m.participants:
-        raise IllegalInputError(f"call {cmd.call!r} is already in meeting {tx.m.room}")
+def _refuse(tx: Tx, cmd: Join) -> None:
     refusal = _refusal(tx.m, cmd.role)
-    if refusal is not None:
-        tx.play(cmd.call, _FAREWELL[refusal] or (), exclusive=True)
-        tx.act(Hangup(cmd.call, refusal))
-        tx.emit(CallRefused, call=cmd.call, role=cmd.role, caller=cmd.caller, reason=refusal)
-        return
-    naming = tx.m.rules.rollcall
-    p = Participant(
-        cmd.call, cmd.role, cmd.caller, tx.now, Phase.NAMING if naming else Phase.WAITING
-    )
-    tx.put(p)
+    if refusal is None:
+        raise IllegalInputError(f"call {cmd.call!r} is not refused by meeting {tx.m.room}")
+    tx.play(cmd.call, FAREWELL[refusal] or (), exclusive=True)
+    tx.act(Hangup(cmd.call, refusal))
+    tx.emit(CallRefused, call=cmd.call, role=cmd.role, caller=cmd.caller, reason=refusal)
+
+
+def _arrive(tx: Tx, cmd: Join, phase: Phase) -> None:
+    """The caller is in the meeting (not yet in the mix): ``CallJoined``, its time limit."""
+    tx.put(Participant(cmd.call, cmd.role, cmd.caller, tx.now, phase))
     tx.emit(CallJoined, call=cmd.call, role=cmd.role, caller=cmd.caller)
-    _arm_limit(tx, _CALL_LIMIT_TIMERS, tx.m.rules.call_max_duration, tx.now, cmd.call)
-    if naming:
-        tx.play(cmd.call, ("recorded_name_prompt",), exclusive=True)
-        tx.act(RecordName(cmd.call, rollcall_prompt(cmd.call)))
-        return
-    _admit(tx, p)
+    arm_limit(tx, CALL_LIMIT_TIMERS, tx.m.rules.call_max_duration, tx.now, cmd.call)
 
 
-def _handle_name_recorded(tx: _Tx, cmd: NameRecorded) -> None:
-    p = tx.get(cmd.call)
-    if p.phase is not Phase.NAMING:
-        raise IllegalInputError(f"NameRecorded for {cmd.call!r} in phase {p.phase.name}")
-    p = replace(p, phase=Phase.WAITING, named=True)
-    tx.put(p)
-    _admit(tx, p)
+def _ask_name(tx: Tx, cmd: Join) -> None:
+    _arrive(tx, cmd, Phase.NAMING)
+    tx.play(cmd.call, ("recorded_name_prompt",), exclusive=True)
+    tx.act(RecordName(cmd.call, rollcall_prompt(cmd.call)))
 
 
-def _admit(tx: _Tx, p: Participant) -> None:
-    """After the gates (and the name): wait, start the meeting, or enter it."""
-    state = tx.m.state
-    if state is MeetingState.ENDING and p.role is Role.HOST:
-        tx.disarm(TimerRef(TimerKind.STOP_WAIT))
-        tx.m = replace(tx.m, state=MeetingState.ACTIVE)
-    if state is not MeetingState.WAITING:
-        _enter(tx, p)
-        return
-    start_how = tx.m.rules.start_how
-    if start_how is StartHow.FIRST or (start_how is StartHow.MODERATOR and p.role is Role.HOST):
-        _start(tx)
-        return
-    tx.play(p.call, ("waiting_for_host",), exclusive=True)
-    tx.put(tx.music(p, True))
+def _ready_joined(tx: Tx, cmd: Join) -> None:
+    _arrive(tx, cmd, Phase.WAITING)
+
+
+def _ready_named(tx: Tx, cmd: NameRecorded) -> None:
+    call_step(tx, cmd.call, CallInput.NAME_RECORDED)
+
+
+_READY: Final[Mapping[type, MeetingAction]] = {Join: _ready_joined, NameRecorded: _ready_named}
+
+
+def _ready(tx: Tx, cmd: Join | NameRecorded) -> None:
+    """The admitted caller, waiting to enter: just joined, or just named."""
+    _READY[type(cmd)](tx, cmd)
+
+
+def _wait(tx: Tx, cmd: Join | NameRecorded) -> None:
+    call_step(tx, cmd.call, CallInput.WAIT)
     if not any(ref.kind is TimerKind.START_WAIT for ref in tx.m.timers.values()):
         tx.arm(TimerRef(TimerKind.START_WAIT), tx.m.created_at + tx.m.rules.start_wait)
 
 
-def _start(tx: _Tx) -> None:
+def _enter(tx: Tx, cmd: Join | NameRecorded) -> None:
+    call_step(tx, cmd.call, CallInput.ENTER)
+
+
+def _start(tx: Tx, cmd: Command) -> None:
     tx.disarm(TimerRef(TimerKind.START_WAIT))
-    tx.m = replace(
-        tx.m, state=MeetingState.ACTIVE, started_at=tx.now, held_roles=tx.m.rules.hold_policy
-    )
+    tx.m = replace(tx.m, started_at=tx.now, held_roles=tx.m.rules.hold_policy)
     tx.emit(MeetingStarted)
-    _arm_limit(tx, _MEETING_LIMIT_TIMERS, tx.m.rules.meeting_max_duration, tx.now)
-    for p in list(tx.m.participants.values()):
-        if p.phase is Phase.WAITING:
-            _enter(tx, p)
+    arm_limit(tx, MEETING_LIMIT_TIMERS, tx.m.rules.meeting_max_duration, tx.now)
+    for call in list(tx.m.participants):
+        call_step(tx, call, CallInput.MEETING_STARTED)
 
 
-def _enter(tx: _Tx, p: Participant) -> None:
-    m = tx.m
-    others = m.in_mix()
-    muted = p.muted or p.role in m.rules.mute_policy or (m.all_muted and p.role in _HOLDABLE)
-    p = replace(p, phase=Phase.IN, muted=muted or p.listener, held=p.role in m.held_roles)
-    p = tx.music(p, p.held)
-    tx.put(p)
-    tx.act(JoinMix(p.call, m.room), flags(p))
-    if not others:
-        tx.play(p.call, ("first_participant",))
-        return
-    if p.role in m.rules.announce_count:
-        tx.play(p.call, participant_count(len(others) + 1))
-    if m.rules.entry_tones:
-        tx.announce(tone=Tone.ENTRY, exclude=p.call)
-    if m.rules.rollcall and m.rules.rollcall_on_enter and p.named:
-        tx.announce((rollcall_prompt(p.call), "has_joined"), exclude=p.call)
+def _host_back(tx: Tx, cmd: Command) -> None:
+    tx.disarm(TimerRef(TimerKind.STOP_WAIT))
 
 
 # --- leaving and ending -------------------------------------------------------------------------
 
 
-def _remove(tx: _Tx, call: str, reason: LeaveReason) -> Participant:
-    """Take ``call`` out (mix, music, timers), tell it goodbye, emit ``CallLeft``."""
-    p = tx.get(call)
-    tx.drop(call)
-    for kind in _CALL_LIMIT_TIMERS:
-        tx.disarm(TimerRef(kind, call))
-    if p.phase is Phase.IN:
-        tx.act(LeaveMix(call))
-    tx.music(p, False)
-    farewell = _FAREWELL[reason]
-    if farewell is not None:
-        if farewell:
-            tx.play(call, farewell, exclusive=True)
-        tx.act(Hangup(call, reason))
-    tx.emit(CallLeft, call=call, role=p.role, duration=tx.now - p.joined_at, reason=reason)
-    return p
+def _departure_of_leave(tx: Tx, cmd: Leave) -> tuple[str, LeaveReason]:
+    return cmd.call, cmd.reason
 
 
-def _handle_leave(tx: _Tx, cmd: Leave) -> None:
-    if cmd.reason in (LeaveReason.LOCKED, LeaveReason.FULL, LeaveReason.MEETING_ENDED):
-        raise IllegalInputError(f"Leave({cmd.reason.name}) is decided by the meeting itself")
-    _leave(tx, cmd.call, cmd.reason)
+def _departure_of_timer(tx: Tx, cmd: TimerFired) -> tuple[str, LeaveReason]:
+    return _call_of(tx.take_timer(cmd.name)), LeaveReason.CALL_MAX_DURATION
 
 
-def _leave(tx: _Tx, call: str, reason: LeaveReason) -> None:
-    p = _remove(tx, call, reason)
-    m = tx.m
-    if p.phase is Phase.IN and m.in_mix():
-        if m.rules.exit_tones:
-            tx.announce(tone=Tone.EXIT)
-        if m.rules.rollcall and m.rules.rollcall_on_exit and p.named:
-            tx.announce((rollcall_prompt(call), "has_left"))
-    if not m.participants:
-        _end(tx, EndReason.LAST_LEFT)
-    elif (
-        m.rules.stop_how is StopHow.MODERATOR
-        and p.role is Role.HOST
-        and m.state is MeetingState.ACTIVE
-        and m.hosts() == 0
-    ):
-        tx.m = replace(m, state=MeetingState.ENDING)
-        tx.announce(("host_left_ending",))
-        tx.arm(TimerRef(TimerKind.STOP_WAIT), tx.now + m.rules.stop_wait)
+_DEPARTURES: Final[Mapping[type, Callable[[Tx, Any], tuple[str, LeaveReason]]]] = {
+    Leave: _departure_of_leave,
+    TimerFired: _departure_of_timer,
+}
 
 
-def _end(tx: _Tx, reason: EndReason, why: LeaveReason = LeaveReason.MEETING_ENDED) -> None:
+def _leave(tx: Tx, cmd: Leave | TimerFired) -> None:
+    """The call leaves: it asked (``Leave``) or its time is up (``call_maxduration``)."""
+    call, reason = _DEPARTURES[type(cmd)](tx, cmd)
+    call_step(tx, call, CallInput.LEAVE, reason)
+
+
+def _host_left(tx: Tx, cmd: Command) -> None:
+    tx.announce(("host_left_ending",))
+    tx.arm(TimerRef(TimerKind.STOP_WAIT), tx.now + tx.m.rules.stop_wait)
+
+
+def _end(tx: Tx, reason: EndReason, why: LeaveReason = LeaveReason.MEETING_ENDED) -> None:
     for call in list(tx.m.participants):
-        _remove(tx, call, why)
+        call_step(tx, call, CallInput.DISMISS, why)
     for name in list(tx.m.timers):
         tx.act(CancelTimer(name))
     began = tx.m.started_at if tx.m.started_at is not None else tx.m.created_at
-    tx.m = replace(tx.m, state=MeetingState.ENDED, timers={})
+    tx.m = replace(tx.m, timers={})
     tx.emit(MeetingEnded, reason=reason, duration=tx.now - began)
 
 
-def _handle_start(tx: _Tx, cmd: Start) -> None:
-    _start(tx)
+def _end_last_left(tx: Tx, cmd: Command) -> None:
+    _end(tx, EndReason.LAST_LEFT)
 
 
-def _handle_end(tx: _Tx, cmd: End) -> None:
+def _end_by_command(tx: Tx, cmd: End) -> None:
     _end(tx, cmd.reason)
 
 
-# --- controls (keypad and API alike) ------------------------------------------------------------
+# An action run for a fired timer first takes it off the armed ones (it needs no cancelling).
 
 
-def _mute(tx: _Tx, p: Participant, muted: bool, by: str) -> None:
-    if p.listener and not muted:
-        raise NotAllowedError(f"call {p.call!r} is a listener: listeners are never heard")
-    if p.muted == muted:
-        return
-    p = replace(p, muted=muted)
-    tx.put(p)
-    if p.phase is Phase.IN:
-        tx.act(flags(p))
-    tx.emit(CallMuted, call=p.call, muted=muted, by=by)
-
-
-def _handle_set_mute(tx: _Tx, cmd: SetMute) -> None:
-    _mute(tx, tx.get(cmd.call), cmd.muted, cmd.by)
-    tx.play(cmd.call, ("you_are_muted",) if cmd.muted else ("you_are_unmuted",))
-
-
-def _handle_mute_all(tx: _Tx, cmd: MuteAll) -> None:
-    tx.m = replace(tx.m, all_muted=cmd.muted)
-    for p in list(tx.m.participants.values()):
-        # Unmuting all leaves listeners as they are: never heard.
-        if p.role in _HOLDABLE and not (p.listener and not cmd.muted):
-            _mute(tx, p, cmd.muted, cmd.by)
-    if cmd.by in tx.m.participants:
-        tx.play(cmd.by, ("conference_muted",) if cmd.muted else ("conference_unmuted",))
-
-
-def _handle_set_lock(tx: _Tx, cmd: SetLock) -> None:
-    if tx.m.locked != cmd.locked:
-        tx.m = replace(tx.m, locked=cmd.locked)
-        tx.emit(LockChanged, locked=cmd.locked, by=cmd.by)
-    if cmd.by in tx.m.participants:
-        prompt = "conference_now_locked" if cmd.locked else "conference_now_unlocked"
-        tx.play(cmd.by, (prompt,))
-
-
-def _hold(tx: _Tx, p: Participant, held: bool, by: str) -> None:
-    if p.held == held:
-        return
-    p = replace(p, held=held)
-    if p.phase is Phase.IN:
-        p = tx.music(p, held)
-        tx.act(flags(p))
-    tx.put(p)
-    tx.emit(CallHeld, call=p.call, held=held, by=by)
-
-
-def _handle_set_hold(tx: _Tx, cmd: SetHold) -> None:
-    _hold(tx, tx.get(cmd.call), cmd.held, cmd.by)
-
-
-def _handle_hold_all(tx: _Tx, cmd: HoldAll) -> None:
-    tx.m = replace(tx.m, held_roles=_HOLDABLE if cmd.held else frozenset())
-    for p in list(tx.m.participants.values()):
-        if p.role in _HOLDABLE or not cmd.held:
-            _hold(tx, p, cmd.held, cmd.by)
-    if cmd.by in tx.m.participants:
-        tx.play(cmd.by, ("conference_on_hold",) if cmd.held else ("conference_resumed",))
-
-
-def _handle_set_gain(tx: _Tx, cmd: SetGain) -> None:
-    p = replace(tx.get(cmd.call), gain_in_db=cmd.gain_in_db, gain_out_db=cmd.gain_out_db)
-    tx.put(p)
-    if p.phase is Phase.IN:
-        tx.act(flags(p))
-
-
-def _set_attributes(tx: _Tx, changes: Mapping[str, object]) -> None:
-    attributes = {**tx.m.attributes, **changes}
-    rules = MeetingRules.from_attributes(attributes)
-    old = tx.m.rules
-    tx.m = replace(tx.m, attributes=attributes, rules=rules)
-    if rules.language != old.language:
-        _check_language(tx)
-    if rules.meeting_max_duration != old.meeting_max_duration and tx.m.started_at is not None:
-        _arm_limit(tx, _MEETING_LIMIT_TIMERS, rules.meeting_max_duration, tx.m.started_at)
-
-
-def _check_language(tx: _Tx) -> None:
-    if tx.m.rules.language not in SUPPORTED_LANGUAGES:
-        tx.act(LanguageFallback(tx.m.room, tx.m.rules.language, tx.m.language))
-
-
-def _handle_set_attribute(tx: _Tx, cmd: SetAttribute) -> None:
-    _set_attributes(tx, {cmd.name: cmd.value})
-
-
-def _handle_cycle_tones(tx: _Tx, cmd: CycleTones) -> None:
-    tx.get(cmd.call)
-    entry, exit_ = _TONE_CYCLE[(tx.m.rules.entry_tones, tx.m.rules.exit_tones)]
-    on_off = {True: "on", False: "off"}
-    _set_attributes(
-        tx, {"conference_entrytones": on_off[entry], "conference_exittones": on_off[exit_]}
-    )
-    tx.play(cmd.call, tone_state(entry, exit_))
-
-
-def _handle_announce_count(tx: _Tx, cmd: AnnounceCount) -> None:
-    p = tx.get(cmd.call)
-    in_mix = len(tx.m.in_mix())
-    tx.play(cmd.call, participant_count(in_mix if p.phase is Phase.IN else in_mix + 1))
-
-
-def _handle_talking(tx: _Tx, cmd: Talking) -> None:
-    p = tx.get(cmd.call)
-    # A listener is never heard, so it never "talks"; nor does a call outside the mix.
-    if p.phase is Phase.IN and not p.listener:
-        tx.emit(TalkingChanged, call=cmd.call, talking=cmd.talking)
-
-
-def _handle_keypad_webhook(tx: _Tx, cmd: KeypadWebhook) -> None:
-    tx.get(cmd.call)
-    tx.emit(KeypadSequence, call=cmd.call, feature=cmd.feature, keys=cmd.keys)
-
-
-# --- timers -------------------------------------------------------------------------------------
-
-
-def _on_start_wait(tx: _Tx, ref: TimerRef) -> None:
+def _end_start_timeout(tx: Tx, cmd: TimerFired) -> None:
+    tx.take_timer(cmd.name)
     _end(tx, EndReason.START_TIMEOUT, LeaveReason.START_TIMEOUT)
 
 
-def _on_stop_wait(tx: _Tx, ref: TimerRef) -> None:
+def _end_host_left(tx: Tx, cmd: TimerFired) -> None:
+    tx.take_timer(cmd.name)
     _end(tx, EndReason.HOST_LEFT)
 
 
-def _on_meeting_warn(tx: _Tx, ref: TimerRef) -> None:
-    tx.announce(("ending_in_one_minute",))
-
-
-def _on_meeting_end(tx: _Tx, ref: TimerRef) -> None:
+def _end_max_duration(tx: Tx, cmd: TimerFired) -> None:
+    tx.take_timer(cmd.name)
     _end(tx, EndReason.MAX_DURATION)
 
 
-def _on_call_warn(tx: _Tx, ref: TimerRef) -> None:
+def _warn_meeting(tx: Tx, cmd: TimerFired) -> None:
+    tx.take_timer(cmd.name)
+    tx.announce(("ending_in_one_minute",))
+
+
+def _warn_call(tx: Tx, cmd: TimerFired) -> None:
+    ref = tx.take_timer(cmd.name)
+    tx.play(_call_of(ref), ("call_ending_in_one_minute",))
+
+
+def _call_of(ref: TimerRef) -> str:
     if ref.call is None:
-        raise IllegalInputError("a call timer without a call")
-    tx.play(ref.call, ("call_ending_in_one_minute",))
+        raise IllegalInputError(f"a {ref.kind.name} timer without a call")
+    return ref.call
 
 
-def _on_call_end(tx: _Tx, ref: TimerRef) -> None:
-    if ref.call is None:
-        raise IllegalInputError("a call timer without a call")
-    _leave(tx, ref.call, LeaveReason.CALL_MAX_DURATION)
+# --- the tables ---------------------------------------------------------------------------------
+
+_I = MeetingInput
+_WAITING, _ACTIVE, _ENDING = MeetingState.WAITING, MeetingState.ACTIVE, MeetingState.ENDING
+_ENDED = MeetingState.ENDED
+
+_CONTROLS: Final[Mapping[MeetingInput, MeetingAction]] = {
+    _I.SET_MUTE: controls.set_mute,
+    _I.MUTE_ALL: controls.mute_all,
+    _I.SET_LOCK: controls.set_lock,
+    _I.SET_HOLD: controls.set_hold,
+    _I.HOLD_ALL: controls.hold_all,
+    _I.SET_GAIN: controls.set_gain,
+    _I.SET_ATTRIBUTE: controls.set_attribute,
+    _I.CYCLE_TONES: controls.cycle_tones,
+    _I.ANNOUNCE_COUNT: controls.announce_count,
+    _I.TALKING: controls.talking,
+    _I.KEYPAD_WEBHOOK: controls.keypad_webhook,
+}
+"""Inputs that leave the state as it is, in every live state."""
 
 
-_TIMER_HANDLERS: Final[Mapping[TimerKind, Callable[[_Tx, TimerRef], None]]] = {
-    TimerKind.START_WAIT: _on_start_wait,
-    TimerKind.STOP_WAIT: _on_stop_wait,
-    TimerKind.MEETING_WARN: _on_meeting_warn,
-    TimerKind.MEETING_END: _on_meeting_end,
-    TimerKind.CALL_WARN: _on_call_warn,
-    TimerKind.CALL_END: _on_call_end,
+def _to(state: MeetingState, *actions: MeetingAction) -> Transition:
+    return Transition(state, actions)
+
+
+def _row(
+    state: MeetingState, cells: Mapping[MeetingInput, Transition]
+) -> dict[MeetingInput, Transition]:
+    """The cells of a live ``state``: its own, and the controls."""
+    return {**{i: _to(state, action) for i, action in _CONTROLS.items()}, **cells}
+
+
+TRANSITIONS: Final[Mapping[MeetingState, Mapping[MeetingInput, Transition]]] = {
+    _WAITING: _row(_WAITING, {
+        _I.REFUSE: _to(_WAITING, _refuse),
+        _I.ASK_NAME: _to(_WAITING, _ask_name),
+        _I.ADMIT: _to(_WAITING, _ready, _wait),
+        _I.ADMIT_STARTER: _to(_ACTIVE, _ready, _start),
+        _I.ADMIT_HOST: _to(_WAITING, _ready, _wait),
+        _I.ADMIT_HOST_STARTER: _to(_ACTIVE, _ready, _start),
+        _I.START: _to(_ACTIVE, _start),
+        _I.LEAVE: _to(_WAITING, _leave),
+        _I.LEAVE_LAST: _to(_ENDED, _leave, _end_last_left),
+        _I.LEAVE_LAST_HOST: _to(_WAITING, _leave),
+        _I.END: _to(_ENDED, _end_by_command),
+        _I.START_TIMEOUT: _to(_ENDED, _end_start_timeout),
+        _I.CALL_WARNING: _to(_WAITING, _warn_call),
+    }),
+    _ACTIVE: _row(_ACTIVE, {
+        _I.REFUSE: _to(_ACTIVE, _refuse),
+        _I.ASK_NAME: _to(_ACTIVE, _ask_name),
+        _I.ADMIT: _to(_ACTIVE, _ready, _enter),
+        _I.ADMIT_STARTER: _to(_ACTIVE, _ready, _enter),
+        _I.ADMIT_HOST: _to(_ACTIVE, _ready, _enter),
+        _I.ADMIT_HOST_STARTER: _to(_ACTIVE, _ready, _enter),
+        _I.LEAVE: _to(_ACTIVE, _leave),
+        _I.LEAVE_LAST: _to(_ENDED, _leave, _end_last_left),
+        _I.LEAVE_LAST_HOST: _to(_ENDING, _leave, _host_left),
+        _I.END: _to(_ENDED, _end_by_command),
+        _I.MAX_DURATION: _to(_ENDED, _end_max_duration),
+        _I.MEETING_WARNING: _to(_ACTIVE, _warn_meeting),
+        _I.CALL_WARNING: _to(_ACTIVE, _warn_call),
+    }),
+    _ENDING: _row(_ENDING, {
+        _I.REFUSE: _to(_ENDING, _refuse),
+        _I.ASK_NAME: _to(_ENDING, _ask_name),
+        _I.ADMIT: _to(_ENDING, _ready, _enter),
+        _I.ADMIT_STARTER: _to(_ENDING, _ready, _enter),
+        _I.ADMIT_HOST: _to(_ACTIVE, _ready, _host_back, _enter),
+        _I.ADMIT_HOST_STARTER: _to(_ACTIVE, _ready, _host_back, _enter),
+        _I.LEAVE: _to(_ENDING, _leave),
+        _I.LEAVE_LAST: _to(_ENDED, _leave, _end_last_left),
+        _I.LEAVE_LAST_HOST: _to(_ENDING, _leave),
+        _I.END: _to(_ENDED, _end_by_command),
+        _I.STOP_TIMEOUT: _to(_ENDED, _end_host_left),
+        _I.MAX_DURATION: _to(_ENDED, _end_max_duration),
+        _I.MEETING_WARNING: _to(_ENDING, _warn_meeting),
+        _I.CALL_WARNING: _to(_ENDING, _warn_call),
+    }),
+    _ENDED: {},
+}  # fmt: skip
+"""state → input → (next state, actions); anything absent is an ``IllegalInputError``."""
+
+# --- reading a command --------------------------------------------------------------------------
+
+
+def _admission(m: Meeting, role: Role) -> MeetingInput:
+    host = role is Role.HOST
+    how = m.rules.start_how
+    starter = how is StartHow.FIRST or (how is StartHow.MODERATOR and host)
+    return _ADMISSIONS[(host, starter)]
+
+
+_ADMISSIONS: Final = {
+    (False, False): _I.ADMIT,
+    (False, True): _I.ADMIT_STARTER,
+    (True, False): _I.ADMIT_HOST,
+    (True, True): _I.ADMIT_HOST_STARTER,
 }
 
 
-def _handle_timer(tx: _Tx, cmd: TimerFired) -> None:
-    ref = tx.m.timers.get(cmd.name)
+def _classify_join(m: Meeting, cmd: Join) -> MeetingInput:
+    if cmd.call in m.participants:
+        raise IllegalInputError(f"call {cmd.call!r} is already in meeting {m.room}")
+    if _refusal(m, cmd.role) is not None:
+        return _I.REFUSE
+    if m.rules.rollcall:
+        return _I.ASK_NAME
+    return _admission(m, cmd.role)
+
+
+def _classify_named(m: Meeting, cmd: NameRecorded) -> MeetingInput:
+    return _admission(m, participant(m, cmd.call).role)
+
+
+def _departure(m: Meeting, call: str) -> MeetingInput:
+    p = participant(m, call)
+    if m.count() == 1:
+        return _I.LEAVE_LAST
+    if m.rules.stop_how is StopHow.MODERATOR and p.role is Role.HOST and m.hosts() == 1:
+        return _I.LEAVE_LAST_HOST
+    return _I.LEAVE
+
+
+def _classify_leave(m: Meeting, cmd: Leave) -> MeetingInput:
+    if cmd.reason in (LeaveReason.LOCKED, LeaveReason.FULL, LeaveReason.MEETING_ENDED):
+        raise IllegalInputError(f"Leave({cmd.reason.name}) is decided by the meeting itself")
+    return _departure(m, cmd.call)
+
+
+_TIMER_INPUTS: Final = {
+    TimerKind.START_WAIT: _I.START_TIMEOUT,
+    TimerKind.STOP_WAIT: _I.STOP_TIMEOUT,
+    TimerKind.MEETING_WARN: _I.MEETING_WARNING,
+    TimerKind.MEETING_END: _I.MAX_DURATION,
+    TimerKind.CALL_WARN: _I.CALL_WARNING,
+}
+
+
+def _classify_timer(m: Meeting, cmd: TimerFired) -> MeetingInput:
+    ref = m.timers.get(cmd.name)
     if ref is None:
-        raise IllegalInputError(f"timer {cmd.name!r} is not armed in meeting {tx.m.room}")
-    # A fired timer needs no cancelling.
-    tx.m = replace(tx.m, timers={k: v for k, v in tx.m.timers.items() if k != cmd.name})
-    _TIMER_HANDLERS[ref.kind](tx, ref)
+        raise IllegalInputError(f"timer {cmd.name!r} is not armed in meeting {m.room}")
+    if ref.kind is TimerKind.CALL_END:
+        return _departure(m, _call_of(ref))
+    return _TIMER_INPUTS[ref.kind]
 
 
-# --- the table ----------------------------------------------------------------------------------
+def _always(event: MeetingInput) -> Callable[[Meeting, Any], MeetingInput]:
+    return lambda m, cmd: event
 
-# Handlers take the command type their row names; Any keeps one table for all of them.
-Handler = Callable[[_Tx, Any], None]
 
-_LIVE: Final[dict[type, Handler]] = {
-    Join: _handle_join,
-    NameRecorded: _handle_name_recorded,
-    Leave: _handle_leave,
-    End: _handle_end,
-    SetMute: _handle_set_mute,
-    MuteAll: _handle_mute_all,
-    SetLock: _handle_set_lock,
-    SetHold: _handle_set_hold,
-    HoldAll: _handle_hold_all,
-    SetGain: _handle_set_gain,
-    SetAttribute: _handle_set_attribute,
-    CycleTones: _handle_cycle_tones,
-    AnnounceCount: _handle_announce_count,
-    Talking: _handle_talking,
-    KeypadWebhook: _handle_keypad_webhook,
-    TimerFired: _handle_timer,
+_CLASSIFIERS: Final[Mapping[type, Callable[[Meeting, Any], MeetingInput]]] = {
+    Join: _classify_join,
+    NameRecorded: _classify_named,
+    Leave: _classify_leave,
+    Start: _always(_I.START),
+    End: _always(_I.END),
+    TimerFired: _classify_timer,
+    SetMute: _always(_I.SET_MUTE),
+    MuteAll: _always(_I.MUTE_ALL),
+    SetLock: _always(_I.SET_LOCK),
+    SetHold: _always(_I.SET_HOLD),
+    HoldAll: _always(_I.HOLD_ALL),
+    SetGain: _always(_I.SET_GAIN),
+    SetAttribute: _always(_I.SET_ATTRIBUTE),
+    CycleTones: _always(_I.CYCLE_TONES),
+    AnnounceCount: _always(_I.ANNOUNCE_COUNT),
+    Talking: _always(_I.TALKING),
+    KeypadWebhook: _always(_I.KEYPAD_WEBHOOK),
 }
 
-TRANSITIONS: Final[Mapping[MeetingState, Mapping[type, Handler]]] = {
-    MeetingState.WAITING: {**_LIVE, Start: _handle_start},
-    MeetingState.ACTIVE: _LIVE,
-    MeetingState.ENDING: _LIVE,
-    MeetingState.ENDED: {},
-}
-"""state → command type → handler; anything absent is an ``IllegalInputError``."""
+
+def classify(meeting: Meeting, command: Command) -> MeetingInput:
+    """The input ``command`` is to ``meeting``, read from its data (never from its state)."""
+    return _CLASSIFIERS[type(command)](meeting, command)
+
+
+# --- the machine --------------------------------------------------------------------------------
+
+
+def transition(state: MeetingState, event: MeetingInput) -> Transition | None:
+    """The cell of ``TRANSITIONS``; ``None`` where ``state`` does not accept ``event``."""
+    return TRANSITIONS[state].get(event)
 
 
 def open_meeting(room: str, instance: int, attributes: Mapping[str, object], now: float) -> Step:
@@ -564,19 +525,21 @@ def open_meeting(room: str, instance: int, attributes: Mapping[str, object], now
     meeting = Meeting(
         room, instance, dict(attributes), MeetingRules.from_attributes(attributes), now
     )
-    tx = _Tx(meeting, now)
-    _check_language(tx)
+    tx = Tx(meeting, now)
+    controls.check_language(tx)
     return tx.done()
 
 
 def step(meeting: Meeting, command: Command, now: float) -> Step:
     """Apply one command at monotonic time ``now``; the input meeting is left unchanged."""
-    handler = TRANSITIONS[meeting.state].get(type(command))
-    if handler is None:
+    event = classify(meeting, command)
+    cell = transition(meeting.state, event)
+    if cell is None:
         raise IllegalInputError(
             f"{type(command).__name__} is not accepted by meeting {meeting.room} "
-            f"in state {meeting.state.name}"
+            f"in state {meeting.state.name} (input {event.name})"
         )
-    tx = _Tx(meeting, now)
-    handler(tx, command)
+    tx = Tx(replace(meeting, state=cell.next), now)
+    for action in cell.actions:
+        action(tx, command)
     return tx.done()

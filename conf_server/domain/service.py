@@ -31,13 +31,20 @@ from typing import Final
 
 from conf_server.domain import keypad
 from conf_server.domain.attributes import (
-    AttributeValueError,
     Level,
     Role,
     check_bindings,
     keypad_bindings,
     typed,
     validate,
+)
+from conf_server.domain.errors import (
+    AttributeValueError,
+    InvalidValueError,
+    MeetingError,
+    NotAllowedError,
+    UnknownCallError,
+    UnknownMeetingError,
 )
 from conf_server.domain.ivr import CancelTimer, StartTimer
 from conf_server.domain.keypad import Collector, Matched, Operation, Pending
@@ -47,14 +54,10 @@ from conf_server.domain.meeting import (
     Event,
     LeaveReason,
     Meeting,
-    MeetingError,
     MeetingState,
-    NotAllowedError,
     Participant,
     Phase,
     PlayToCall,
-    UnknownCallError,
-    UnknownMeetingError,
 )
 from conf_server.domain.meeting_commands import (
     AnnounceCount,
@@ -81,10 +84,6 @@ from conf_server.domain.speech import help_menu
 from media.mixer import MAX_GAIN_DB, MIN_GAIN_DB
 
 _KEYPAD_TIMER: Final = "keypad:"
-
-
-class InvalidValueError(MeetingError, ValueError):
-    """A request value out of range (a gain, an attribute); the message says which."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from conf_server.domain.routing import dialled_did, dialled_user
+from conf_server.engine.legs import Leg, LegSummary
 from conf_server.logs import Throttled, get_logger
 from conf_server.runtime.ports import PortsExhaustedError
+from conf_server.runtime.seams import Direction
 from media.dtmf import Digit
 from sip.endpoint import SipEndpoint
 from sip.errors import NegotiationError, SdpError, SipError
@@ -51,13 +53,6 @@ from sip.sdp import SessionDescription
 log = get_logger("call")
 
 
-class Leg(Protocol):
-    """What the call layer needs of a media leg."""
-
-    @property
-    def port(self) -> int: ...
-
-
 class Media(Protocol):
     """The slice of the media engine the call layer uses (``runtime.engine.MediaEngine``)."""
 
@@ -67,9 +62,9 @@ class Media(Protocol):
         *,
         on_digit: Callable[[Digit], None],
         on_talking: Callable[[bool], None] | None = None,
-    ) -> Any: ...
-    def update_leg(self, leg: Any, params: MediaParams) -> None: ...
-    def remove_leg(self, leg: Any) -> Any: ...
+    ) -> Leg: ...
+    def update_leg(self, leg: Leg, params: MediaParams) -> None: ...
+    def remove_leg(self, leg: Leg) -> LegSummary: ...
 
 
 class DidDirectory(Protocol):
@@ -116,9 +111,16 @@ class CallRejectedError(Exception):
         self.headers = headers
 
 
+class CallControl(Protocol):
+    """What a call asks of the layer that owns it (the ``CallManager``)."""
+
+    def spawn(self, call: Call, coro: Awaitable[None]) -> None: ...
+    def end_call(self, call: Call) -> None: ...
+
+
 @dataclass(eq=False)
 class Call:
-    """One answered (or about to be answered) incoming call."""
+    """One answered (or about to be answered) incoming SIP call: a ``seams.Party``."""
 
     id: str
     did: str
@@ -128,9 +130,11 @@ class Call:
     invite_id: InviteId
     started: float
     log: Any
+    control: CallControl | None = None  # the manager that owns the call
+    direction: Direction = Direction.INBOUND
     dialog_id: DialogId | None = None
     did_info: Any = None  # the store's DID record the call was routed on
-    leg: Any = None
+    leg: Leg | None = None
     params: MediaParams | None = None
     answered: float | None = None
     sdp_version: int = 1
@@ -138,6 +142,18 @@ class Call:
     digits: int = 0
     on_hold: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Run a coroutine for this call; cancelled when it ends, a failure ends the call."""
+        if self.control is None:
+            raise RuntimeError(f"call {self.id} has no owner to run tasks")
+        self.control.spawn(self, coro)
+
+    def hang_up(self) -> None:
+        """End the call from our side (BYE) unless it is gone or unanswered; ``ended`` follows."""
+        if self.control is None:
+            raise RuntimeError(f"call {self.id} has no owner to hang it up")
+        self.control.end_call(self)
 
 
 @dataclass(frozen=True)
@@ -181,7 +197,8 @@ class CallManager:
         self.media = media
         self.directory = DidCache(directory, clock, settings.did_cache_ttl)
         self.settings = settings
-        self.flush = flush
+        self._send_now = flush  # the transport's: handle events, send what they queued
+        self._pumping = False
         self.clock = clock
         self.hooks = hooks
         self.calls: dict[str, Call] = {}
@@ -206,9 +223,26 @@ class CallManager:
     # -- event pump --------------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Handle every pending endpoint event (called after each transport activity)."""
-        while (event := self.endpoint.next_event()) is not None:
-            self._dispatch(event)
+        """Handle every pending endpoint event (called after each transport activity).
+
+        Events that handlers cause (a hang-up inside a hook) join the same loop, so one pump
+        leaves the endpoint with nothing to report; the transport sends once it returns.
+        """
+        self._pumping = True
+        try:
+            while (event := self.endpoint.next_event()) is not None:
+                self._dispatch(event)
+        finally:
+            self._pumping = False
+
+    def flush(self) -> None:
+        """Send what the endpoint queued: at once, or when the running pump returns.
+
+        The only place that knows whether we are inside the pump, so the transport needs no
+        re-entrancy flags (a handler's flush would otherwise re-enter the transport's).
+        """
+        if not self._pumping:
+            self._send_now()
 
     def _dispatch(self, event: Event) -> None:
         handler = self._handlers.get(type(event))
@@ -233,6 +267,7 @@ class CallManager:
             invite_id=event.invite_id,
             started=self.clock(),
             log=log.bind(call_id=req.call_id, peer=_peer(event.addr)),
+            control=self,
             session_id=next(self._session_ids),
         )
         # meeting and role are filled at the join; present (null) on every line before it
@@ -309,7 +344,7 @@ class CallManager:
         call.log.info(
             "call.answered",
             codec=params.codec.name if params else None,
-            rtp_port=call.leg.port,
+            rtp_port=call.leg.port if call.leg is not None else None,
             remote_rtp=_peer((params.remote_addr, params.remote_port)) if params else None,
             dtmf="rfc4733" if params and params.dtmf_payload_type is not None else "inband",
         )
@@ -401,6 +436,15 @@ class CallManager:
         self.endpoint.hangup(call.dialog_id, self.clock())
         self.flush()
 
+    def end_call(self, call: Call) -> None:
+        """BYE a call unless it is already gone or not answered (what ``Call.hang_up`` asks)."""
+        if call.id not in self.calls or call.dialog_id is None:
+            return
+        try:
+            self.hangup(call)
+        except SipError as exc:  # the dialog is already ending (a BYE crossed ours)
+            call.log.debug("call.hangup_late", error=str(exc))
+
     def hangup_all(self) -> None:
         """BYE every answered call (shutdown)."""
         for call in list(self._by_dialog.values()):
@@ -464,7 +508,7 @@ class CallManager:
                 self.hangup(call)
 
 
-def _summary_fields(summary: Any) -> dict[str, Any]:
+def _summary_fields(summary: LegSummary) -> dict[str, Any]:
     """The media statistics of a removed leg, as log fields."""
     fields: dict[str, Any] = summary.as_log()
     fields.pop("leg", None)

@@ -9,8 +9,11 @@ Theory of operation
 -------------------
 :class:`Conference` is the ``CallHooks`` of the ``CallManager`` and the ``LiveControl`` of the
 REST API. For each answered call it creates a prompt queue (``Speaker``) and an ``IvrCall``;
-digits go to the IVR until it emits ``Join``, then to ``MeetingService.digit``. The join resolves
-the room's attributes (Call Flow → DID Group → DID → Room) and calls ``MeetingService.join``.
+digits go to ``MeetingService.digit`` once the meeting has the call, to the IVR until then (it
+accepts a key in every state and drops what it cannot use: before the greeting, during a lookup,
+after its ``Join``). The join resolves the room's attributes (Call Flow → DID Group → DID → Room)
+and calls ``MeetingService.join``. PINs are checked by the domain (``pins.match_pin``) against the
+room's PINs from the store.
 
 Every ``Outcome`` — from a join, a key, a timer, a talking change, a hang-up or the REST API —
 goes through :meth:`Conference.apply`: its actions are carried out in order by
@@ -42,7 +45,6 @@ guessing protection logs ``security.<kind>``.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -80,13 +82,14 @@ from conf_server.domain.meeting import (
     StopMusicOnHold,
     rollcall_prompt,
 )
+from conf_server.domain.pins import match_pin
 from conf_server.domain.service import MeetingService, Outcome
+from conf_server.engine.legs import Leg
 from conf_server.logs import get_logger
-from conf_server.runtime.calls import Call
 from conf_server.runtime.conference_ivr import FoundRoom, IvrCall, TimerKey
 from conf_server.runtime.conference_media import PromptLibrary, Speaker
+from conf_server.runtime.seams import EngineControl, Party
 from media.dtmf import Digit
-from sip.errors import SipError
 
 log = get_logger("conference")
 
@@ -99,7 +102,8 @@ _MEETING_TIMER: Final = "meeting"  # the call part of the key of a service timer
 class _Live:
     """The runtime state of one answered call."""
 
-    call: Call
+    call: Party
+    leg: Leg
     speaker: Speaker
     ivr: IvrCall
     room: str | None = None
@@ -124,24 +128,22 @@ class _Rooms:
         return FoundRoom(room, role, bool(room.pins))
 
     async def check_pin(self, room: Any, pin: str) -> tuple[bool, bool]:
-        for info in await self.store.room_pins(room.id):
-            # Constant-time compare: timing must not tell a caller how much of a PIN matched.
-            if hmac.compare_digest(info.pin.encode(), pin.encode()):
-                return True, bool(info.organizer)
-        return False, False
+        records = [(info.pin, bool(info.organizer)) for info in await self.store.room_pins(room.id)]
+        return match_pin(records, pin)
 
 
 class Conference:
     """Calls, IVR and meetings wired together (see the module docstring).
 
-    Built inside the running event loop (its timers and clock are the loop's); the
-    ``CallManager`` is created with ``hooks=conference`` and then passed to ``attach``.
+    Built inside the running event loop (its timers and clock are the loop's), before the call
+    layer that gets it as its hooks; it asks the engine through ``seams.EngineControl`` and each
+    call through ``seams.Party`` (its own tasks and hang-up), so it holds no call manager.
     """
 
     def __init__(
         self,
         store: Any,
-        engine: Any,
+        engine: EngineControl,
         prompts: PromptLibrary,
         *,
         lockout: Lockout | None = None,
@@ -154,7 +156,6 @@ class Conference:
         self.lockout = lockout or Lockout()
         self._service = service or MeetingService()
         self.rollcall_seconds = rollcall_seconds
-        self.manager: Any = None  # the CallManager, set by ``attach``
         self._loop = asyncio.get_running_loop()
         self._calls: dict[str, _Live] = {}
         self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
@@ -173,10 +174,6 @@ class Conference:
             CancelTimer: self._handle_cancel_timer,
             LanguageFallback: self._handle_language_fallback,
         }
-
-    def attach(self, manager: Any) -> None:
-        """The ``CallManager`` whose hooks this is (it is built with ``hooks=self``)."""
-        self.manager = manager
 
     # --- LiveControl -----------------------------------------------------------------------
 
@@ -254,33 +251,34 @@ class Conference:
 
     # --- CallHooks -------------------------------------------------------------------------
 
-    def answered(self, call: Call) -> None:
+    def answered(self, call: Party) -> None:
         """Start the IVR: greeting, code, PIN (the store lookups run as the call's tasks)."""
+        leg = call.leg
+        if leg is None:  # an answered call always has its leg; without one there is no meeting
+            raise ValueError(f"call {call.id} was answered without a media leg")
         call.log = call.log.bind(meeting=None, role=None)
-        speaker = Speaker(self.engine, call.leg)
-        live = _Live(call, speaker, IvrCall(self, call, speaker, _Rooms(self.store, call.did_info)))
+        speaker = Speaker(self.engine, leg)
+        ivr_call = IvrCall(self, call, speaker, _Rooms(self.store, call.did_info))
+        live = _Live(call, leg, speaker, ivr_call)
         self._calls[call.id] = live
-        # The call layer adds legs without a talking callback; the engine reads this attribute.
-        call.leg.on_talking = lambda talking: self._talking(call.id, talking)
+        # The call layer adds legs without a talking callback; set it through the engine's queue.
+        self.engine.watch_talking(leg, lambda talking: self._talking(call.id, talking))
         self.spawn(call, self._start_ivr(live))
 
     async def _start_ivr(self, live: _Live) -> None:
         attrs = await self.store.effective_attributes(live.call.did_info, None)
         live.ivr.start(ivr.IvrSettings.from_attributes(attrs))
 
-    def digit(self, call: Call, digit: Digit) -> None:
+    def digit(self, call: Party, digit: Digit) -> None:
         live = self._calls.get(call.id)
         if live is None:
             return
-        if live.ivr.active:
-            if live.ivr.session.state is ivr.State.IDLE:
-                call.log.debug("ivr.early_digit")  # before the greeting: nothing collects yet
-                return
-            live.ivr.key(digit.key)
-        elif self._service.has_call(call.id):
+        if self._service.has_call(call.id):
             self.apply(self._service.digit(call.id, digit.key, self.now()))
+        else:
+            live.ivr.key(digit.key)  # the IVR drops what it cannot use
 
-    def ended(self, call: Call, reason: str) -> None:
+    def ended(self, call: Party, reason: str) -> None:
         live = self._calls.pop(call.id, None)
         if live is None:
             return
@@ -295,8 +293,8 @@ class Conference:
 
     # --- what the IVR asks (IvrHost) ---------------------------------------------------------
 
-    def spawn(self, call: Any, coro: Awaitable[None]) -> None:
-        self.manager.spawn(call, coro)
+    def spawn(self, call: Party, coro: Awaitable[None]) -> None:
+        call.spawn(coro)
 
     def start_timer(self, key: TimerKey, deadline: float, fire: Callable[[], None]) -> None:
         self.cancel_timer(key)
@@ -317,14 +315,9 @@ class Conference:
             if live is not None:
                 self.hang_up(live.call)
 
-    def hang_up(self, call: Any) -> None:
-        """BYE, unless the call is already gone."""
-        if self.manager is None or call.id not in self.manager.calls or call.dialog_id is None:
-            return
-        try:
-            self.manager.hangup(call)
-        except SipError as exc:  # the dialog is already ending (a BYE crossed ours)
-            call.log.debug("call.hangup_late", error=str(exc))
+    def hang_up(self, call: Party) -> None:
+        """End the party's call from our side, unless it is already gone."""
+        call.hang_up()
 
     def security(self, call: Any, event: SecurityEvent) -> None:
         fields = {scope.value: value for scope, value in event.keys}
@@ -335,7 +328,7 @@ class Conference:
     def joined_by_ivr(self, call: Any, room: Any, role: Role) -> None:
         self.spawn(call, self._join(call, room, role))
 
-    async def _join(self, call: Call, room: Any, role: Role) -> None:
+    async def _join(self, call: Party, room: Any, role: Role) -> None:
         attrs = await self.store.effective_attributes(call.did_info, room)
         live = self._calls.get(call.id)
         if live is None:
@@ -376,7 +369,7 @@ class Conference:
             return
         held = a.held or (live.music and not live.in_mix)
         self.engine.set_flags(
-            live.call.leg,
+            live.leg,
             muted=a.muted,
             deaf=a.deaf,
             held=held,
@@ -389,16 +382,16 @@ class Conference:
         if (live := self._live(a.call)) is None:
             return
         live.in_mix = True
-        self.engine.join(live.call.leg, a.meeting)
+        self.engine.join(live.leg, a.meeting)
 
     def _handle_leave_mix(self, a: LeaveMix) -> None:
         if (live := self._live(a.call)) is None:
             return
         live.in_mix = False
         if live.music:
-            self.engine.join(live.call.leg, HOLD_PREFIX + a.call)
+            self.engine.join(live.leg, HOLD_PREFIX + a.call)
         else:
-            self.engine.leave(live.call.leg)
+            self.engine.leave(live.leg)
 
     def _handle_play_to_call(self, a: PlayToCall) -> None:
         if (live := self._live(a.call)) is None:
@@ -417,7 +410,7 @@ class Conference:
         if not clips:
             return
         left_out = None if a.exclude is None else self._live(a.exclude)
-        exclude = () if left_out is None else (left_out.call.leg,)
+        exclude = () if left_out is None else (left_out.leg,)
         self.engine.play_meeting(a.meeting, clips, exclude=exclude)
 
     def _handle_start_music(self, a: StartMusicOnHold) -> None:
@@ -425,21 +418,21 @@ class Conference:
             return
         live.music = True
         if not live.in_mix:
-            self.engine.join(live.call.leg, HOLD_PREFIX + a.call)
-        self.engine.set_flags(live.call.leg, held=True)
+            self.engine.join(live.leg, HOLD_PREFIX + a.call)
+        self.engine.set_flags(live.leg, held=True)
 
     def _handle_stop_music(self, a: StopMusicOnHold) -> None:
         if (live := self._live(a.call)) is None:
             return
         live.music = False
         if not live.in_mix:
-            self.engine.leave(live.call.leg)
-            self.engine.set_flags(live.call.leg, held=False)
+            self.engine.leave(live.leg)
+            self.engine.set_flags(live.leg, held=False)
 
     def _handle_record_name(self, a: RecordName) -> None:
         if (live := self._live(a.call)) is None:
             return
-        leg, call_id, prompt = live.call.leg, a.call, a.prompt
+        leg, call_id, prompt = live.leg, a.call, a.prompt
 
         def recorded(clip: NDArray[np.int16]) -> None:
             self._name_done(call_id, prompt, clip)

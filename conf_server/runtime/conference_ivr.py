@@ -21,7 +21,10 @@ The actions map to the runtime through ``_handle_<action>`` methods:
 * ``LookupCode``/``LookupPin`` → store queries in a task of the call (``CallManager.spawn``),
   answered with ``CodeLookedUp``/``PinChecked``; the code and PIN never reach a log line;
 * ``Join`` → the conference's join (the meeting service takes over); ``Hangup`` → BYE once the
-  farewell prompts have played.
+  farewell prompts have played; ``EarlyKey`` → the debug line ``ivr.early_digit``.
+
+Keys and the hang-up are fed whatever the dialogue's state: the IVR accepts them in every state
+(and drops keys it cannot use), so nothing here reads ``session.state``.
 
 The store answers through :class:`RoomDirectory`, which knows the DID of the call: an access
 code is looked up only among the rooms the DID's group reaches.
@@ -32,7 +35,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, Protocol
+from typing import Any, ClassVar, Protocol
 
 from conf_server.domain import ivr
 from conf_server.domain.attributes import Role
@@ -74,9 +77,6 @@ class IvrHost(Protocol):
     def security(self, call: Any, event: SecurityEvent) -> None: ...
 
 
-SKIP_STATES: Final = frozenset({ivr.State.JOINED, ivr.State.ENDED})
-
-
 class IvrCall:
     """The IVR of one answered call (see the module docstring)."""
 
@@ -91,11 +91,7 @@ class IvrCall:
         self._inputs: deque[ivr.Input] = deque()
         self._running = False
         self._gone = False  # the call ended: nothing may start any more
-
-    @property
-    def active(self) -> bool:
-        """Still collecting (not joined, not ended): digits belong to the IVR."""
-        return self.session.state not in SKIP_STATES
+        self._admitted = False  # the IVR let the call in (``Join``)
 
     def start(self, settings: ivr.IvrSettings) -> None:
         if self._gone:
@@ -104,15 +100,16 @@ class IvrCall:
         self.feed(ivr.CallStarted(call.did, call.caller, call.source_ip, settings))
 
     def key(self, key: str) -> None:
-        self.last_key_at = self.host.now()
+        """Any key the meeting does not take; the IVR drops what it cannot use."""
+        if not self._admitted:  # the join latency counts from the last key before the Join
+            self.last_key_at = self.host.now()
         self.feed(ivr.DigitPressed(key))
 
     def hung_up(self) -> None:
-        """The call ended: the lockout forgets it; in the IVR, disarm and cut the prompt."""
+        """The call ended: the lockout forgets it; the IVR disarms and cuts its prompt."""
         self._gone = True
         self.host.lockout.call_ended(self.call.id)
-        if self.active and self.session.state is not ivr.State.IDLE:
-            self.feed(ivr.CallerHungUp())
+        self.feed(ivr.CallerHungUp())
 
     def feed(self, event: ivr.Input) -> None:
         """Step the machine with ``event`` (queued if a step is running) and act."""
@@ -194,7 +191,11 @@ class IvrCall:
         for event in events:
             self.host.security(self.call, event)
 
+    def _handle_early_key(self, action: ivr.EarlyKey) -> None:
+        self.call.log.debug("ivr.early_digit")  # before the greeting: nothing collects yet
+
     def _handle_join(self, action: ivr.Join) -> None:
+        self._admitted = True
         self._log_shared(self.host.lockout.call_admitted(self.call.id, self.host.now()))
         self.host.joined_by_ivr(self.call, self.room, action.role)
 
@@ -226,6 +227,7 @@ class IvrCall:
         ivr.LookupCode: _handle_lookup_code,
         ivr.LookupPin: _handle_lookup_pin,
         ivr.RecordFailure: _handle_record_failure,
+        ivr.EarlyKey: _handle_early_key,
         ivr.Join: _handle_join,
         ivr.Hangup: _handle_hangup,
         SecurityEvent: _handle_security_event,

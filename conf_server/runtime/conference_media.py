@@ -25,12 +25,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from conf_server.domain.meeting import Tone
+from conf_server.engine.legs import Leg
 from media import tones
 
 Audio = NDArray[np.int16]
@@ -49,7 +50,7 @@ class Player(Protocol):
 
     def play(
         self,
-        leg: Any,
+        leg: Leg,
         clips: Sequence[Audio],
         *,
         exclusive: bool,
@@ -109,7 +110,7 @@ MAX_NOTICES: Final = 3  # notices waiting in one call's queue; older ones are dr
 class Speaker:
     """One call's prompt queue on top of the engine's one-playback-per-leg (module docstring)."""
 
-    def __init__(self, player: Player, leg: Any) -> None:
+    def __init__(self, player: Player, leg: Leg) -> None:
         self._player = player
         self._leg = leg
         self._queue: deque[_Item] = deque()

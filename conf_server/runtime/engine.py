@@ -255,6 +255,19 @@ class MediaEngine:
         log.debug("media.summary", **summary.as_log())
         return summary
 
+    def watch_talking(self, leg: Leg, callback: TalkCallback | None) -> None:
+        """Tell ``callback`` (in the loop thread) when the leg starts or stops talking.
+
+        Set between ticks like every other change to a leg, never from the loop thread; a leg
+        already removed keeps no callback (it would hold its call alive, ``heap.py``).
+        """
+
+        def watch() -> None:
+            if not leg.removed:
+                leg.on_talking = callback
+
+        self._submit(watch)
+
     def join(self, leg: Leg, meeting: str) -> None:
         """Put a leg into a meeting (applied at the next tick)."""
         self._submit(lambda: self.core.set_meeting(leg, meeting))

@@ -157,7 +157,6 @@ class Server:
             clock=loop.time,
             hooks=self.conference,
         )
-        self.conference.attach(self.calls)
         app = create_app(store, self.conference, self._api_settings(demo))
         self.api = await start_api(app, sock=api_sock)
         transport.endpoint = self.endpoint

@@ -74,8 +74,6 @@ class SipTransport:
         self._servers: list[asyncio.Server] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._flushing = False
-        self._again = False
         self.addresses: list[tuple[str, Address]] = []
 
     # -- listeners --------------------------------------------------------------------------
@@ -174,26 +172,16 @@ class SipTransport:
     def flush(self) -> None:
         """Let the call layer handle new events, send what the endpoint produced, re-arm.
 
-        Handlers may answer at once (a re-INVITE's 200) or call ``flush`` themselves (a hang-up
-        from inside a handler): a nested call only asks the running one to go round again, so
-        events are handled in order and nothing waits for the next datagram or timer.
+        ``on_activity`` pumps every event, including those its handlers cause; handlers that
+        ask for a flush meanwhile are deferred by the call layer to the end of its pump
+        (``CallManager.flush``), so this never runs inside itself.
         """
         if self.endpoint is None:
             return
-        if self._flushing:
-            self._again = True
-            return
-        self._flushing = True
-        try:
-            self._again = True
-            while self._again:
-                self._again = False
-                self.on_activity()
-                for out in self.endpoint.datagrams_to_send(self.loop.time()):
-                    self._send(out)
-            self._arm_timer()
-        finally:
-            self._flushing = False
+        self.on_activity()
+        for out in self.endpoint.datagrams_to_send(self.loop.time()):
+            self._send(out)
+        self._arm_timer()
 
     def _send(self, out: _Outgoing) -> None:
         if out.transport == "TCP":

@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conf_server.domain.attributes import Role
+from conf_server.domain.errors import IllegalInputError, IvrConfigError, IvrError
 from conf_server.domain.ivr import (
     FIRST_DIGIT_TIMER,
     INTER_DIGIT_TIMER,
+    KEYS,
     Action,
     CallerHungUp,
     CallStarted,
@@ -20,12 +22,10 @@ from conf_server.domain.ivr import (
     CheckLockout,
     CodeLookedUp,
     DigitPressed,
+    EarlyKey,
     Hangup,
     HangupReason,
-    IllegalInputError,
     Input,
-    IvrConfigError,
-    IvrError,
     IvrSettings,
     Join,
     LockoutStatus,
@@ -48,6 +48,7 @@ from conf_server.domain.speech import CATALOGUE, ONES, TENS
 
 DID, CALLER, IP = "+12125550100", "+15551234567", "198.51.100.7"
 ROOM = "100002"
+_COLLECTING_STATES = {State.COLLECTING_CODE, State.COLLECTING_PIN}
 
 
 class Phone:
@@ -149,9 +150,9 @@ _INPUTS: dict[str, Input] = {
     "CallerHungUp": CallerHungUp(),
 }
 
-_WAITING = {"DigitPressed", "CallerHungUp"}
+_WAITING = {"DigitPressed", "CallerHungUp"}  # accepted everywhere: the runtime never asks first
 _LEGAL: dict[str, tuple[State, set[str]]] = {
-    "idle": (State.IDLE, {"CallStarted"}),
+    "idle": (State.IDLE, {"CallStarted"} | _WAITING),
     "checking_lockout": (State.CHECKING_LOCKOUT, {"LockoutStatus"} | _WAITING),
     "code_prompt_playing": (State.COLLECTING_CODE, {"PromptFinished"} | _WAITING),
     "code_waiting": (State.COLLECTING_CODE, {"TimerFired"} | _WAITING),
@@ -159,13 +160,28 @@ _LEGAL: dict[str, tuple[State, set[str]]] = {
     "pin_prompt_playing": (State.COLLECTING_PIN, {"PromptFinished"} | _WAITING),
     "checking_pin": (State.CHECKING_PIN, {"PinChecked"} | _WAITING),
     "farewell": (State.FAREWELL, {"PromptFinished"} | _WAITING),
-    "joined": (State.JOINED, set()),
-    "ended": (State.ENDED, set()),
+    "joined": (State.JOINED, _WAITING),
+    "ended": (State.ENDED, _WAITING),
 }
 
 
 def test_table_covers_every_state() -> None:
     assert {state for state, _ in _LEGAL.values()} == set(State)
+
+
+@pytest.mark.parametrize("label", sorted(_LEGAL))
+def test_keys_and_hang_up_are_accepted_in_every_state(label: str) -> None:
+    """The runtime hands every key and the hang-up over without asking the IVR's state."""
+    session = _session_in(label)
+    for key in KEYS:
+        after, actions = step(session, DigitPressed(key), 30.0)
+        if session.state in _COLLECTING_STATES:
+            continue  # collected: the dialogues below
+        assert after == session  # dropped: nothing changes
+        assert actions == ([EarlyKey()] if session.state is State.IDLE else [])
+    ended, actions = step(session, CallerHungUp(), 30.0)
+    assert ended.state is State.ENDED and ended.digits == "" and ended.timer is None
+    assert {type(a) for a in actions} <= {CancelTimer, StopPrompt}
 
 
 @pytest.mark.parametrize("label", sorted(_LEGAL))

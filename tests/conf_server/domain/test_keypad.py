@@ -7,12 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conf_server.domain.attributes import Role, keypad_bindings, resolve
+from conf_server.domain.errors import KeypadError
 from conf_server.domain.keypad import (
     KEYS,
     OPERATIONS,
     Bindings,
     Collector,
-    KeypadError,
     Matched,
     Operation,
     Outcome,

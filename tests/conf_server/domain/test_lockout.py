@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conf_server.domain.errors import LockoutConfigError
 from conf_server.domain.lockout import (
     Locked,
     Lockout,
-    LockoutConfigError,
     LockoutPolicy,
     Scope,
     SecurityEvent,

@@ -10,6 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conf_server.domain.attributes import Role, resolve
+from conf_server.domain.errors import (
+    IllegalInputError,
+    InvalidValueError,
+    MeetingError,
+    NotAllowedError,
+    UnknownCallError,
+    UnknownMeetingError,
+)
 from conf_server.domain.ivr import CancelTimer, StartTimer
 from conf_server.domain.meeting import (
     OPERATOR,
@@ -22,7 +30,6 @@ from conf_server.domain.meeting import (
     EndReason,
     Event,
     Hangup,
-    IllegalInputError,
     JoinMix,
     KeypadSequence,
     LanguageFallback,
@@ -30,9 +37,7 @@ from conf_server.domain.meeting import (
     LeaveReason,
     LockChanged,
     MeetingEnded,
-    MeetingError,
     MeetingStarted,
-    NotAllowedError,
     PlayToCall,
     PlayToMeeting,
     RecordName,
@@ -41,10 +46,8 @@ from conf_server.domain.meeting import (
     StopMusicOnHold,
     TalkingChanged,
     Tone,
-    UnknownCallError,
-    UnknownMeetingError,
 )
-from conf_server.domain.service import InvalidValueError, MeetingService, Outcome
+from conf_server.domain.service import MeetingService, Outcome
 from conf_server.domain.speech import tone_state
 from media.mixer import MAX_GAIN_DB, MIN_GAIN_DB, gain_db_to_q
 
@@ -448,7 +451,7 @@ def test_rollcall_records_then_enters_and_names_play_in_order() -> None:
         PlayToMeeting(ROOM, tone=Tone.EXIT),
         PlayToMeeting(ROOM, ("rollcall/b", "has_left")),
     ]
-    with pytest.raises(IllegalInputError, match="NameRecorded"):
+    with pytest.raises(IllegalInputError, match="phase IN does not accept NAME_RECORDED"):
         b.svc.name_recorded("a", 4.0)
 
 

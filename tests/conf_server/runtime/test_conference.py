@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -26,6 +26,7 @@ from conf_server.prompts import load_language
 from conf_server.runtime.calls import Call, CallHooks
 from conf_server.runtime.conference import HOLD_PREFIX, Conference
 from conf_server.runtime.conference_media import PromptLibrary
+from conf_server.runtime.seams import EngineControl
 from conf_server.store import Store
 from conf_server.store.provision import provision_file
 from media.dtmf import Digit
@@ -83,6 +84,9 @@ class Engine:
     def set_flags(self, leg: Any, **flags: Any) -> None:
         self.log.append(("flags", leg, flags))
 
+    def watch_talking(self, leg: Any, callback: Callable[[bool], None] | None) -> None:
+        leg.on_talking = callback  # the real engine sets it between ticks
+
     def current(self, leg: Any) -> Playback:
         live = [p for p in self.plays.get(leg, []) if not p.cancelled and not p.done]
         return live[-1]
@@ -106,7 +110,7 @@ class Leg:
 
 
 class Manager:
-    """The slice of CallManager the conference uses; a hang-up ends the call at once."""
+    """The ``calls.CallControl`` the conference's calls use; a hang-up ends the call at once."""
 
     def __init__(self) -> None:
         self.calls: dict[str, Call] = {}
@@ -118,7 +122,9 @@ class Manager:
         call.tasks.add(task)
         task.add_done_callback(call.tasks.discard)
 
-    def hangup(self, call: Call) -> None:
+    def end_call(self, call: Call) -> None:
+        if call.id not in self.calls:
+            return
         self.hung_up.append(call.id)
         self.end(call, "local_bye")
 
@@ -150,12 +156,11 @@ class Rig:
         self.manager = Manager()
         self.conference = Conference(
             store,
-            self.engine,
+            cast(EngineControl, self.engine),
             library[0],
             lockout=Lockout(LockoutPolicy(threshold=3)),
             rollcall_seconds=0.0,
         )
-        self.conference.attach(self.manager)
         self.manager.conference = self.conference
         self.events: list[Event] = []
         self.unsubscribe = self.conference.subscribe(self.events.append)
@@ -174,9 +179,10 @@ class Rig:
             invite_id=InviteId(name),
             started=self.conference.now(),
             log=structlog.get_logger().bind(call_id=name),
+            control=self.manager,
             dialog_id=DialogId(name, "a", "b"),
             did_info=await self.store.find_did(DID),  # as the call layer routes it
-            leg=Leg(name),
+            leg=cast(Any, Leg(name)),  # the engine double's leg
             answered=self.conference.now(),
         )
         self.manager.calls[name] = call
@@ -342,7 +348,7 @@ async def test_live_control_for_the_api(
     engine = [e[2] for e in rig.engine.log if e[0] == "flags" and e[1] is call.leg][-1]
     assert shown is not None and (shown.gain_in_db, shown.gain_out_db) == (20.0, -20.0)
     assert (engine["gain_in_db"], engine["gain_out_db"]) == (20.0, -20.0)  # as shown, unclamped
-    assert call.leg.on_talking is not None
+    assert call.leg is not None and call.leg.on_talking is not None
     call.leg.on_talking(True)
     assert isinstance(rig.events[-1], TalkingChanged) and rig.events[-1].talking
     rig.unsubscribe()
@@ -480,3 +486,41 @@ async def test_a_trunks_shared_caller_id_is_not_locked_out_by_one_guesser(
     assert lockout.tracked_keys() == 3
     rig.manager.end(after, "remote_bye")
     assert lockout.tracked_keys() == 2
+
+
+async def test_the_ivr_takes_every_key_the_meeting_does_not(
+    store: Store, library: tuple[PromptLibrary, dict[int, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys before the greeting and while the meeting join is pending reach the IVR, which drops
+    them; a hang-up before the greeting ends the IVR quietly."""
+    rig = Rig(store, library)
+    ready = asyncio.Event()  # holds back the store's attributes: the greeting, then the join
+    attributes = store.effective_attributes
+
+    async def held_back(*args: Any) -> Any:
+        await ready.wait()
+        return await attributes(*args)
+
+    monkeypatch.setattr(store, "effective_attributes", held_back)
+    with structlog.testing.capture_logs() as logs:
+        call = await rig.answer("c1")
+        await rig.keys(call, "12")  # no greeting yet
+        gone = await rig.answer("c2")
+        rig.manager.end(gone, "remote_bye")
+    assert [line["event"] for line in logs if line["event"].startswith("ivr.")] == [
+        "ivr.early_digit",
+        "ivr.early_digit",
+    ]
+    assert call.leg not in rig.engine.plays
+    ready.set()
+    await rig.settle()
+    ready.clear()
+    await rig.enter(call, "2222#")  # the IVR's Join: the meeting join waits for the attributes
+    await rig.keys(call, "*6")  # dropped by the IVR: the meeting does not have the call yet
+    ready.set()
+    await rig.settle()
+    assert rig.conference.service.room_of("c1") == "100001"
+    assert not rig.conference.service.participant("c1").muted
+    await rig.keys(call, "*6")
+    assert rig.conference.service.participant("c1").muted
+    assert rig.manager.hung_up == [] and "c2" not in rig.conference._calls

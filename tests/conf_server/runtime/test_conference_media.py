@@ -12,6 +12,8 @@ from conf_server.domain.meeting import Tone
 from conf_server.runtime.conference_media import MAX_NOTICES, PromptLibrary, Speaker
 from media import tones
 
+LEG: Any = "leg"  # the player double takes any leg
+
 
 def clip(value: int, n: int = 160) -> NDArray[np.int16]:
     return np.full(n, value, np.int16)
@@ -48,7 +50,7 @@ class Player:
 
 def test_prompts_play_one_after_the_other_with_their_callbacks() -> None:
     player, done = Player(), []
-    speaker = Speaker(player, leg="leg")
+    speaker = Speaker(player, leg=LEG)
     speaker.say([clip(1), clip(2)], exclusive=True, on_done=lambda: done.append("a"))
     speaker.say([clip(3)], exclusive=False, on_done=lambda: done.append("b"))
     assert [h.values for h in player.plays] == [[1, 2]]  # the second waits its turn
@@ -62,7 +64,7 @@ def test_prompts_play_one_after_the_other_with_their_callbacks() -> None:
 def test_waiting_notices_are_bounded_oldest_dropped_and_other_prompts_kept() -> None:
     """An API toggling mute 100 times queues at most MAX_NOTICES announcements, the latest."""
     player, done = Player(), []
-    speaker = Speaker(player, leg="leg")
+    speaker = Speaker(player, leg=LEG)
     speaker.say([clip(1)], exclusive=True, on_done=lambda: done.append("ivr"))  # playing
     speaker.say([clip(2)], exclusive=True, on_done=lambda: done.append("next"))  # not a notice
     for i in range(100):
@@ -76,7 +78,7 @@ def test_waiting_notices_are_bounded_oldest_dropped_and_other_prompts_kept() -> 
 
 def test_stop_cuts_and_drops_the_queue_without_callbacks() -> None:
     player, done = Player(), []
-    speaker = Speaker(player, leg="leg")
+    speaker = Speaker(player, leg=LEG)
     speaker.say([clip(1)], exclusive=True, on_done=lambda: done.append("a"))
     speaker.say([clip(2)], exclusive=True, on_done=lambda: done.append("b"))
     speaker.stop()
@@ -86,7 +88,7 @@ def test_stop_cuts_and_drops_the_queue_without_callbacks() -> None:
 
 def test_when_idle_waits_for_the_queue() -> None:
     player, events = Player(), []
-    speaker = Speaker(player, leg="leg")
+    speaker = Speaker(player, leg=LEG)
     speaker.when_idle(lambda: events.append("idle-at-once"))
     speaker.say([clip(1)], exclusive=True)
     speaker.say([clip(2)], exclusive=True)
@@ -101,7 +103,7 @@ def test_when_idle_waits_for_the_queue() -> None:
 def test_a_callback_may_queue_the_next_prompt() -> None:
     """The IVR answers PromptFinished with a new prompt from inside the callback."""
     player = Player()
-    speaker = Speaker(player, leg="leg")
+    speaker = Speaker(player, leg=LEG)
     speaker.say([clip(1)], exclusive=True, on_done=lambda: speaker.say([clip(2)], exclusive=True))
     player.plays[0].finish()
     assert [h.values for h in player.plays] == [[1], [2]]
@@ -109,7 +111,7 @@ def test_a_callback_may_queue_the_next_prompt() -> None:
 
 def test_empty_prompt_completes_at_once_and_closed_speaker_is_silent() -> None:
     player, done = Player(), []
-    speaker = Speaker(player, leg="leg")
+    speaker = Speaker(player, leg=LEG)
     speaker.say([], exclusive=True, on_done=lambda: done.append("empty"))
     assert done == ["empty"] and player.plays == []
     speaker.say([clip(1)], exclusive=True, on_done=lambda: done.append("never"))
