@@ -43,16 +43,9 @@ from benchmarks.dialin_storm import Group, launch, read_log, split  # noqa: E402
 from benchmarks.serverproc import cpu_seconds, free_port  # noqa: E402
 from sip.endpoint import EndpointConfig, SipEndpoint  # noqa: E402
 from sip.ids import SecretIds  # noqa: E402
-from sip.limits import UDP_MAX, Limits  # noqa: E402
-from tests.sip.hostile import CASES, datagram  # noqa: E402
+from sip.limits import Limits  # noqa: E402
+from tests.sip.hostile import CASES, WIDE, datagram  # noqa: E402
 
-WIDE = Limits(
-    max_message=UDP_MAX,
-    max_headers=UDP_MAX,
-    max_header_line=UDP_MAX,
-    max_request_uri=UDP_MAX,
-    max_vias=UDP_MAX,
-)
 SIZE_64K = 65_000  # the largest that fits one IPv4 UDP datagram with room to spare
 
 

@@ -6,8 +6,6 @@ A datagram is at most 64 KB; whatever a stranger packs into one is parsed or ref
 
 from __future__ import annotations
 
-import gc
-import time
 from collections.abc import Callable
 
 import pytest
@@ -17,51 +15,9 @@ from hypothesis import strategies as st
 from media import rtcp, rtp
 from media.dtmf import DtmfReceiver, TelephoneEvent
 from media.errors import MediaParseError
+from tests.timing import assert_linear, costs
 
 RR = bytes.fromhex("80c90001 00000001")
-
-
-def _costs(*calls: Callable[[], object]) -> list[float]:
-    """Seconds per call of each: best of 7 interleaved samples.
-
-    Every sample lasts about as long (3 ms, or one call of the slowest), so each is as likely
-    to be cut by other work on a shared machine. The cycle collector is off while timing: its
-    passes cost in proportion to everything the test process holds, not to the input (the
-    server schedules them itself, runtime/heap.py).
-    """
-    gc.collect()
-    gc.disable()
-    try:
-        once = []
-        for call in calls:
-            start = time.perf_counter()
-            call()
-            once.append(max(time.perf_counter() - start, 1e-7))
-        span = max(0.003, *once)
-        loops = [max(1, round(span / seconds)) for seconds in once]
-        best = [float("inf")] * len(calls)
-        for _ in range(7):
-            for i, call in enumerate(calls):
-                start = time.perf_counter()
-                for _ in range(loops[i]):
-                    call()
-                best[i] = min(best[i], (time.perf_counter() - start) / loops[i])
-    finally:
-        gc.enable()
-    return best
-
-
-def _assert_linear(quarter: Callable[[], object], full: Callable[[], object]) -> None:
-    """``full`` (4x the input of ``quarter``) takes < 50 ms and < 8x the time of ``quarter``.
-
-    Measured up to 3 times: other work on a shared machine can slow one measurement down, but
-    not turn a quadratic cost into a linear one.
-    """
-    for _ in range(3):
-        small, large = _costs(quarter, full)
-        if large < 0.050 and large < 8 * small:
-            return
-    pytest.fail(f"{small * 1e6:.0f} us for 1/4 of the input, {large * 1e6:.0f} us for all of it")
 
 
 def _outcome(parse: Callable[[bytes], object], data: bytes) -> object:
@@ -116,7 +72,7 @@ def test_hostile_datagrams_cost_time_linear_in_their_size(
 ) -> None:
     small, large = make(15_000), make(60_000)
     assert 60_000 <= len(large) <= 65_535
-    _assert_linear(lambda: _outcome(parse, small), lambda: _outcome(parse, large))
+    assert_linear(lambda: _outcome(parse, small), lambda: _outcome(parse, large))
 
 
 def test_a_compound_of_15000_packets_builds_back_quickly() -> None:
@@ -127,7 +83,7 @@ def test_a_compound_of_15000_packets_builds_back_quickly() -> None:
     the count.
     """
     packets = rtcp.parse_compound(RR + b"\x80\xcc\x00\x00" * 15_000)
-    assert _costs(lambda: rtcp.build_compound(packets))[0] < 0.050
+    assert costs(lambda: rtcp.build_compound(packets))[0] < 0.050
 
 
 @given(st.binary(max_size=64), st.booleans(), st.integers(0, 2**32 - 1))

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from sip.limits import UDP_MAX, Limits
+
+# Every limit raised to the largest UDP datagram: the parsers themselves see 64 KB.
+WIDE = Limits(
+    max_message=UDP_MAX,
+    max_headers=UDP_MAX,
+    max_header_line=UDP_MAX,
+    max_request_uri=UDP_MAX,
+    max_vias=UDP_MAX,
+)
+
 BASE = {
     "Via": "SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK1",
     "From": "<sip:a@example.test>;tag=1",

@@ -7,10 +7,8 @@ surrogate U+DC80..U+DCFF. Whatever a stranger sends, ``Challenge.parse`` raises 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import hmac
-import time
 from collections.abc import Callable
 
 import pytest
@@ -26,6 +24,7 @@ from sip.auth import (
     authorization,
 )
 from sip.errors import AuthError
+from tests.timing import assert_linear, costs
 
 SECRET = b"server-secret-0123456789"
 REALM = "conf.example.com"
@@ -207,49 +206,6 @@ def test_server_realm_must_be_encodable() -> None:
 # ------------------------------------------------------------------ time linear in the input
 
 
-def _costs(*calls: Callable[[], object]) -> list[float]:
-    """Seconds per call of each: best of 7 interleaved samples.
-
-    Every sample lasts about as long (3 ms, or one call of the slowest), so each is as likely
-    to be cut by other work on a shared machine. The cycle collector is off while timing: its
-    passes cost in proportion to everything the test process holds, not to the input (the
-    server schedules them itself, runtime/heap.py).
-    """
-    gc.collect()
-    gc.disable()
-    try:
-        once = []
-        for call in calls:
-            start = time.perf_counter()
-            call()
-            once.append(max(time.perf_counter() - start, 1e-7))
-        span = max(0.003, *once)
-        loops = [max(1, round(span / seconds)) for seconds in once]
-        best = [float("inf")] * len(calls)
-        for _ in range(7):
-            for i, call in enumerate(calls):
-                start = time.perf_counter()
-                for _ in range(loops[i]):
-                    call()
-                best[i] = min(best[i], (time.perf_counter() - start) / loops[i])
-    finally:
-        gc.enable()
-    return best
-
-
-def _assert_linear(quarter: Callable[[], object], full: Callable[[], object]) -> None:
-    """``full`` (4x the input of ``quarter``) takes < 50 ms and < 8x the time of ``quarter``.
-
-    Measured up to 3 times: other work on a shared machine can slow one measurement down, but
-    not turn a quadratic cost into a linear one.
-    """
-    for _ in range(3):
-        small, large = _costs(quarter, full)
-        if large < 0.050 and large < 8 * small:
-            return
-    pytest.fail(f"{small * 1e6:.0f} us for 1/4 of the input, {large * 1e6:.0f} us for all of it")
-
-
 def _refused(value: str) -> Callable[[], object]:
     def call() -> object:
         try:
@@ -297,9 +253,9 @@ def test_hostile_headers_cost_time_linear_in_their_size(
 ) -> None:
     huge = make(60_000)
     assert len(huge) > MAX_HEADER_CHARS
-    assert _costs(wrap(huge))[0] < 0.050
+    assert costs(wrap(huge))[0] < 0.050
     # Below the size cap the header is really parsed: 4x the input may cost at most 8x the time.
     size = (MAX_HEADER_CHARS - 200) // 4  # room for the fixed parts of a shape
     quarter, full = make(size), make(4 * size)
     assert len(full) <= MAX_HEADER_CHARS
-    _assert_linear(wrap(quarter), wrap(full))
+    assert_linear(wrap(quarter), wrap(full))

@@ -8,9 +8,7 @@ refusal.
 
 from __future__ import annotations
 
-import gc
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from sip import sdp
 from sip.errors import NegotiationError, SdpError
 from sip.offer_answer import accept_answer, answer_offer, build_offer
 from sip.sdp import MAX_MEDIA_SECTIONS, MAX_SDP_BYTES, MAX_SDP_LINES, SessionDescription
+from tests.timing import assert_linear
 
 VECTORS = sorted((Path(__file__).parent / "vectors_sdp").glob("*.sdp"))
 HEAD = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
@@ -32,54 +31,11 @@ def _sdp(body: str) -> bytes:
     return (HEAD + body).encode()
 
 
-def _costs(*calls: Callable[[], object]) -> list[float]:
-    """Seconds per call of each: best of 7 interleaved samples.
-
-    Every sample lasts about as long (3 ms, or one call of the slowest), so each is as likely
-    to be cut by other work on a shared machine. The cycle collector is off while timing: its
-    passes cost in proportion to everything the test process holds, not to the input (the
-    server schedules them itself, runtime/heap.py).
-    """
-    gc.collect()
-    gc.disable()
-    try:
-        once = []
-        for call in calls:
-            start = time.perf_counter()
-            call()
-            once.append(max(time.perf_counter() - start, 1e-7))
-        span = max(0.003, *once)
-        loops = [max(1, round(span / seconds)) for seconds in once]
-        best = [float("inf")] * len(calls)
-        for _ in range(7):
-            for i, call in enumerate(calls):
-                start = time.perf_counter()
-                for _ in range(loops[i]):
-                    call()
-                best[i] = min(best[i], (time.perf_counter() - start) / loops[i])
-    finally:
-        gc.enable()
-    return best
-
-
-def _assert_linear(quarter: Callable[[], object], full: Callable[[], object]) -> None:
-    """``full`` (4x the input of ``quarter``) takes < 50 ms and < 8x the time of ``quarter``.
-
-    Measured up to 3 times: other work on a shared machine can slow one measurement down, but
-    not turn a quadratic cost into a linear one.
-    """
-    for _ in range(3):
-        small, large = _costs(quarter, full)
-        if large < 0.050 and large < 8 * small:
-            return
-    pytest.fail(f"{small * 1e6:.0f} us for 1/4 of the input, {large * 1e6:.0f} us for all of it")
-
-
 def _assert_linear_in_size(call: Callable[[str], object], make: Callable[[int], str]) -> None:
     """``call`` on 60 KB from ``make`` costs < 50 ms and < 8x its cost on 15 KB."""
     small, large = make(15_000), make(60_000)
     assert 55_000 <= len(large.encode()) <= MAX_SDP_BYTES
-    _assert_linear(lambda: call(small), lambda: call(large))
+    assert_linear(lambda: call(small), lambda: call(large))
 
 
 def _parse_or_refuse(text: str) -> object:
