@@ -30,6 +30,7 @@ from conf_server.engine.legs import Leg, LegSummary
 from conf_server.logs import Throttled, get_logger
 from conf_server.runtime.ports import PortsExhaustedError
 from conf_server.runtime.seams import Direction
+from conf_server.store.records import DidInfo
 from media.dtmf import Digit
 from sip.endpoint import SipEndpoint
 from sip.errors import NegotiationError, SdpError, SipError
@@ -70,7 +71,7 @@ class Media(Protocol):
 class DidDirectory(Protocol):
     """Where DIDs are looked up (the store)."""
 
-    async def find_did(self, e164: str) -> Any | None: ...
+    async def find_did(self, e164: str) -> DidInfo | None: ...
 
 
 class DidCache:
@@ -85,10 +86,10 @@ class DidCache:
         self.directory = directory
         self.clock = clock
         self.ttl = ttl
-        self._entries: dict[str, tuple[float, Any | None]] = {}
+        self._entries: dict[str, tuple[float, DidInfo | None]] = {}
         self._max = 10_000
 
-    async def find_did(self, e164: str) -> Any | None:
+    async def find_did(self, e164: str) -> DidInfo | None:
         """The DID record (or None), from memory when fresh."""
         now = self.clock()
         hit = self._entries.get(e164)
@@ -133,7 +134,7 @@ class Call:
     control: CallControl | None = None  # the manager that owns the call
     direction: Direction = Direction.INBOUND
     dialog_id: DialogId | None = None
-    did_info: Any = None  # the store's DID record the call was routed on
+    did_info: DidInfo | None = None  # the store's DID record the call was routed on
     leg: Leg | None = None
     params: MediaParams | None = None
     answered: float | None = None

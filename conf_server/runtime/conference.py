@@ -89,6 +89,8 @@ from conf_server.logs import get_logger
 from conf_server.runtime.conference_ivr import FoundRoom, IvrCall, TimerKey
 from conf_server.runtime.conference_media import PromptLibrary, Speaker
 from conf_server.runtime.seams import EngineControl, Party
+from conf_server.store.records import DidInfo, RoomInfo
+from conf_server.store.store import Store
 from media.dtmf import Digit
 
 log = get_logger("conference")
@@ -104,6 +106,7 @@ class _Live:
 
     call: Party
     leg: Leg
+    did: DidInfo  # the number it dialled in on
     speaker: Speaker
     ivr: IvrCall
     room: str | None = None
@@ -116,7 +119,7 @@ class _Live:
 class _Rooms:
     """``RoomDirectory`` of one call: code and PIN lookups among the rooms its DID reaches."""
 
-    def __init__(self, store: Any, did: Any) -> None:
+    def __init__(self, store: Store, did: DidInfo) -> None:
         self.store = store
         self.did = did  # the DID record the call layer routed the call on
 
@@ -127,7 +130,7 @@ class _Rooms:
         room, role = found
         return FoundRoom(room, role, bool(room.pins))
 
-    async def check_pin(self, room: Any, pin: str) -> tuple[bool, bool]:
+    async def check_pin(self, room: RoomInfo, pin: str) -> tuple[bool, bool]:
         records = [(info.pin, bool(info.organizer)) for info in await self.store.room_pins(room.id)]
         return match_pin(records, pin)
 
@@ -142,7 +145,7 @@ class Conference:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         engine: EngineControl,
         prompts: PromptLibrary,
         *,
@@ -253,20 +256,20 @@ class Conference:
 
     def answered(self, call: Party) -> None:
         """Start the IVR: greeting, code, PIN (the store lookups run as the call's tasks)."""
-        leg = call.leg
-        if leg is None:  # an answered call always has its leg; without one there is no meeting
-            raise ValueError(f"call {call.id} was answered without a media leg")
+        leg, did = call.leg, call.did_info
+        if leg is None or did is None:  # a dial-in call is answered with its leg, on its DID
+            raise ValueError(f"call {call.id} was answered without a media leg or a DID")
         call.log = call.log.bind(meeting=None, role=None)
         speaker = Speaker(self.engine, leg)
-        ivr_call = IvrCall(self, call, speaker, _Rooms(self.store, call.did_info))
-        live = _Live(call, leg, speaker, ivr_call)
+        ivr_call = IvrCall(self, call, speaker, _Rooms(self.store, did))
+        live = _Live(call, leg, did, speaker, ivr_call)
         self._calls[call.id] = live
         # The call layer adds legs without a talking callback; set it through the engine's queue.
         self.engine.watch_talking(leg, lambda talking: self._talking(call.id, talking))
         self.spawn(call, self._start_ivr(live))
 
     async def _start_ivr(self, live: _Live) -> None:
-        attrs = await self.store.effective_attributes(live.call.did_info, None)
+        attrs = await self.store.effective_attributes(live.did, None)
         live.ivr.start(ivr.IvrSettings.from_attributes(attrs))
 
     def digit(self, call: Party, digit: Digit) -> None:
@@ -319,20 +322,22 @@ class Conference:
         """End the party's call from our side, unless it is already gone."""
         call.hang_up()
 
-    def security(self, call: Any, event: SecurityEvent) -> None:
+    def security(self, call: Party, event: SecurityEvent) -> None:
         fields = {scope.value: value for scope, value in event.keys}
         level = "info" if event.kind is SecurityKind.ATTEMPTS_EXHAUSTED else "warning"
         until = None if event.until is None else round(event.until - self.now(), 1)
         getattr(call.log, level)(f"security.{event.kind.value}", **fields, cooling_off=until)
 
-    def joined_by_ivr(self, call: Any, room: Any, role: Role) -> None:
+    def joined_by_ivr(self, call: Party, room: RoomInfo, role: Role) -> None:
         self.spawn(call, self._join(call, room, role))
 
-    async def _join(self, call: Party, room: Any, role: Role) -> None:
-        attrs = await self.store.effective_attributes(call.did_info, room)
+    async def _join(self, call: Party, room: RoomInfo, role: Role) -> None:
         live = self._calls.get(call.id)
         if live is None:
             return
+        attrs = await self.store.effective_attributes(live.did, room)
+        if self._calls.get(call.id) is not live:
+            return  # the call ended during the lookup
         meeting = str(room.meeting_number)
         live.room, live.role = meeting, role
         call.log = call.log.bind(meeting=meeting, role=role.name.lower())

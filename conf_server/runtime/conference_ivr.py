@@ -41,6 +41,8 @@ from conf_server.domain import ivr
 from conf_server.domain.attributes import Role
 from conf_server.domain.lockout import Lockout, SecurityEvent, SecurityKind
 from conf_server.runtime.conference_media import PromptLibrary, Speaker
+from conf_server.runtime.seams import Party
+from conf_server.store.records import RoomInfo
 
 # A timer key: (call id, timer name); the conference keeps one loop timer per key.
 TimerKey = tuple[str, str]
@@ -50,7 +52,7 @@ TimerKey = tuple[str, str]
 class FoundRoom:
     """What a code lookup found: the room (a store ``RoomInfo``) and the code's role."""
 
-    room: Any
+    room: RoomInfo
     role: Role
     has_pins: bool
 
@@ -59,7 +61,7 @@ class RoomDirectory(Protocol):
     """The store queries the IVR needs, bound to the call's DID."""
 
     async def find_room(self, code: str) -> FoundRoom | None: ...
-    async def check_pin(self, room: Any, pin: str) -> tuple[bool, bool]: ...
+    async def check_pin(self, room: RoomInfo, pin: str) -> tuple[bool, bool]: ...
 
 
 class IvrHost(Protocol):
@@ -71,22 +73,22 @@ class IvrHost(Protocol):
     def now(self) -> float: ...
     def start_timer(self, key: TimerKey, deadline: float, fire: Callable[[], None]) -> None: ...
     def cancel_timer(self, key: TimerKey) -> None: ...
-    def spawn(self, call: Any, coro: Awaitable[None]) -> None: ...
-    def joined_by_ivr(self, call: Any, room: Any, role: Role) -> None: ...
-    def hang_up(self, call: Any) -> None: ...
-    def security(self, call: Any, event: SecurityEvent) -> None: ...
+    def spawn(self, call: Party, coro: Awaitable[None]) -> None: ...
+    def joined_by_ivr(self, call: Party, room: RoomInfo, role: Role) -> None: ...
+    def hang_up(self, call: Party) -> None: ...
+    def security(self, call: Party, event: SecurityEvent) -> None: ...
 
 
 class IvrCall:
     """The IVR of one answered call (see the module docstring)."""
 
-    def __init__(self, host: IvrHost, call: Any, speaker: Speaker, rooms: RoomDirectory) -> None:
+    def __init__(self, host: IvrHost, call: Party, speaker: Speaker, rooms: RoomDirectory) -> None:
         self.host = host
         self.call = call
         self.speaker = speaker
         self.rooms = rooms
         self.session = ivr.Session()
-        self.room: Any = None  # the store room of the code, once found
+        self.room: RoomInfo | None = None  # the store room of the code, once found
         self.last_key_at: float | None = None
         self._inputs: deque[ivr.Input] = deque()
         self._running = False
@@ -177,11 +179,17 @@ class IvrCall:
         self.call.log.info("ivr.code_accepted", meeting=str(found.room.meeting_number))
         self.feed(ivr.CodeLookedUp(str(found.room.meeting_number), found.role, found.has_pins))
 
+    def _room(self) -> RoomInfo:
+        """The room the accepted code found (the IVR asks for a PIN or a join only after)."""
+        if self.room is None:
+            raise RuntimeError("the IVR acted on a room before a code found one")
+        return self.room
+
     def _handle_lookup_pin(self, action: ivr.LookupPin) -> None:
         self.host.spawn(self.call, self._lookup_pin(action.pin))
 
     async def _lookup_pin(self, pin: str) -> None:
-        ok, organizer = await self.rooms.check_pin(self.room, pin)
+        ok, organizer = await self.rooms.check_pin(self._room(), pin)
         self.call.log.info("ivr.pin_accepted" if ok else "ivr.pin_rejected", organizer=organizer)
         self.feed(ivr.PinChecked(ok, organizer))
 
@@ -197,7 +205,7 @@ class IvrCall:
     def _handle_join(self, action: ivr.Join) -> None:
         self._admitted = True
         self._log_shared(self.host.lockout.call_admitted(self.call.id, self.host.now()))
-        self.host.joined_by_ivr(self.call, self.room, action.role)
+        self.host.joined_by_ivr(self.call, self._room(), action.role)
 
     def _log_shared(self, events: list[SecurityEvent]) -> None:
         """``CALLER_SHARED``: informational, the caller id is no lockout key for a while."""

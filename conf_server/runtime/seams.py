@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conf_server.engine.legs import DoneCallback, Leg, Playback, RecordCallback, TalkCallback
+from conf_server.store.records import DidInfo
 
 
 class Direction(Enum):
@@ -94,7 +95,7 @@ class Party(Protocol):
     @property
     def source_ip(self) -> str: ...
     @property
-    def did_info(self) -> Any: ...  # the store's DID record it reached us on (None outbound)
+    def did_info(self) -> DidInfo | None: ...  # the DID record it reached us on (None outbound)
     @property
     def leg(self) -> Leg | None: ...
     @property
