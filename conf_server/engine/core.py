@@ -15,7 +15,8 @@ capacity) and runs one 20 ms :meth:`MediaCore.tick`:
    ``np.take`` per law present (``g711`` decodes two codes per lookup) and put into the
    ``JitterBank``;
 2. the bank pops one frame per slot (a leg being recorded, for a roll-call name, has its
-   frames kept until the clip is complete); legs without telephone-event run ``InbandDetector``;
+   frames kept until the clip is complete); the frames of all legs without telephone-event go
+   through one ``InbandBank`` call (a Python loop only over the presses it finds);
    ``TalkDetector`` updates who talks (events come out paired);
 3. prompts become per-leg or per-meeting overlays (:mod:`conf_server.engine.overlays`), music
    on hold advances once, and ``media.mixer.mix`` mixes all meetings in one vectorised pass;
@@ -46,7 +47,7 @@ from conf_server.engine.rtcp import RTCP_INTERVAL, RtcpBook
 from media import g711
 from media.dtmf import Digit, DtmfReceiver
 from media.errors import MediaConfigError, MediaParseError
-from media.inband import InbandDetector
+from media.inband import InbandBank
 from media.jitter import MAX_DROPOUT, Counter, JitterBank, LegState
 from media.mixer import (
     NO_MEETING,
@@ -147,7 +148,7 @@ class MediaCore:
         self.gain_out = np.zeros(n, np.float64)
         self._dtmf: dict[int, DtmfReceiver] = {}
         self._dtmf_pending: set[int] = set()
-        self._inband: dict[int, InbandDetector] = {}
+        self._inband = InbandBank(capacity)
         self.send_stats: dict[int, SendStats] = {}
         self.prompts = PromptOverlays(capacity, self._finish)
         self._recordings: dict[int, _Recording] = {}
@@ -200,10 +201,10 @@ class MediaCore:
         pt = params.dtmf_payload_type
         self.dtmf_pt[slot] = -1 if pt is None else pt
         self._dtmf.pop(slot, None)
-        self._inband.pop(slot, None)
         if pt is None:
-            self._inband[slot] = InbandDetector()
+            self._inband.add(slot)  # fresh detection state, as for a new leg
         else:
+            self._inband.remove(slot)
             self._dtmf[slot] = DtmfReceiver()
         reachable = params.remote_port != 0 and params.remote_addr not in _HOLD_ADDRS
         self.sending[slot] = params.direction.sends and reachable
@@ -219,8 +220,9 @@ class MediaCore:
         self.legs[slot] = None
         self.active[slot] = self.sending[slot] = False
         self.next_rtcp[slot] = np.inf
-        for table in (self._dtmf, self._inband, self.send_stats):
+        for table in (self._dtmf, self.send_stats):
             table.pop(slot, None)
+        self._inband.remove(slot)
         self.rtcp.forget(slot)
         self.prompts.cancel(slot)
         self._recordings.pop(slot, None)  # the caller is gone: nobody wants the clip
@@ -457,10 +459,11 @@ class MediaCore:
                 self._emit_digits(slot, receiver.poll(now))
 
     def _detect_inband(self, frames: NDArray[np.int16]) -> None:
-        for slot, detector in self._inband.items():
-            keys = detector.process(frames[slot])
-            if keys:
-                self._emit_digits(slot, [Digit(key, 0, "inband") for key in keys])
+        slots = self._inband.slots
+        if not len(slots):
+            return
+        for slot, key in self._inband.process(frames[slots], slots):  # presses only: rare
+            self._emit_digits(slot, [Digit(key, 0, "inband")])
 
     def _emit_digits(self, slot: int, digits: list[Digit]) -> None:
         leg = self.legs[slot]

@@ -373,6 +373,46 @@ def test_inband_digits_for_legs_without_telephone_event() -> None:
     assert [(d.key, d.source) for d in a.digits] == [("7", "inband")]
 
 
+def _key_in(phones: list[Phone], clips: list[NDArray[np.int16]], h: Harness) -> None:
+    """Send each phone its clip as audio, one frame per tick, all phones in the same ticks."""
+    for start in range(0, min(len(c) for c in clips) - FRAME + 1, FRAME):
+        for phone, clip in zip(phones, clips, strict=True):
+            h.extra.append((phone.leg.slot, h.packet(phone, clip[start : start + FRAME])))
+            phone.seq += 1
+            phone.samples += FRAME
+        h.tick()
+    h.tick(10)
+
+
+def test_inband_digits_of_many_legs_in_the_same_ticks() -> None:
+    h = Harness()
+    keys = "159#*"
+    inband = [h.add(None, params(dtmf=None)) for _ in keys]
+    rfc = h.add(None)  # telephone-event offered: its tones are audio, not digits
+    phones = [*inband, rfc]
+    # Each leg keys after its own lead-in, so their 102-sample blocks are not aligned.
+    clips = [
+        np.concatenate([np.zeros(37 * i, np.int16), tones.dtmf(k, 120), np.zeros(4000, np.int16)])
+        for i, k in enumerate([*keys, "7"])
+    ]
+    _key_in(phones, clips, h)
+    assert [[d.key for d in p.digits] for p in phones] == [[k] for k in keys] + [[]]
+    assert all(d.source == "inband" for p in inband for d in p.digits)
+    # One in-band leg leaves, one switches to telephone-event: neither detects any more.
+    h.core.remove(inband[0].leg.slot)
+    inband[1].leg.params = params()
+    h.core.update(inband[1].leg)
+    rest = inband[1:]
+    _key_in(rest, [np.concatenate([tones.dtmf("0", 120), np.zeros(4000, np.int16)])] * 4, h)
+    assert [[d.key for d in p.digits] for p in inband] == [
+        ["1"],
+        ["5"],
+        ["9", "0"],
+        ["#", "0"],
+        ["*", "0"],
+    ]
+
+
 def test_alaw_and_ulaw_legs_share_a_meeting() -> None:
     h = Harness()
     a = h.add(400, params(PCMA))
