@@ -39,12 +39,11 @@ from sip.headers import (
     split_list,
 )
 from sip.limits import DEFAULT as DEFAULT_LIMITS
-from sip.limits import UDP_MAX, Limits
+from sip.limits import Limits
 from sip.uri import AbsoluteUri, SipUri, parse_hostport, parse_uri
 
 __all__ = [
     "KNOWN_METHODS",
-    "MAX_MESSAGE",
     "REASONS",
     "SINGLE_VALUE",
     "Headers",
@@ -58,7 +57,6 @@ __all__ = [
     "validate_request",
 ]
 
-MAX_MESSAGE = UDP_MAX
 _FOLD_RE = re.compile(r"\r\n[ \t]++")
 _VERSION_RE = re.compile(r"SIP/[0-9]++\.[0-9]++", re.IGNORECASE)
 _TOO_LARGE = "Message Too Large"

@@ -28,7 +28,6 @@ from sip.limits import DEFAULT as DEFAULT_LIMITS
 
 log = get_logger("sip.transport")
 
-MAX_DATAGRAM = 65_535
 Address = tuple[str, int]
 
 
@@ -122,9 +121,6 @@ class SipTransport:
     def datagram(self, data: bytes, addr: Address, transport: str) -> None:
         """Feed one message to the endpoint, then flush its output; contained per datagram."""
         if self.endpoint is None:
-            return
-        if len(data) > MAX_DATAGRAM:
-            log.warning("sip.oversize_dropped", peer=_peer(addr), size=len(data))
             return
         try:
             self.endpoint.receive_datagram(data, addr, self.loop.time(), transport)
